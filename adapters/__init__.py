@@ -1,0 +1,27 @@
+"""Backend adapters, one module per ``kind:`` of models.yaml.
+
+``build_adapter`` looks the kind up in ``REGISTRY``; adding a backend kind is
+one module, one line here, and one config variant in ``gateway.config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adapters.base import Adapter
+from adapters.openai import OpenAIAdapter
+
+AdapterFactory = Callable[[Any], Adapter]
+
+REGISTRY: dict[str, AdapterFactory] = {
+    "openai": OpenAIAdapter,
+}
+
+
+def build_adapter(provider: Any) -> Adapter:
+    """Create the adapter for one provider config (inside the app's lifespan)."""
+    return REGISTRY[provider.kind](provider)
+
+
+__all__ = ["REGISTRY", "Adapter", "build_adapter"]

@@ -1,0 +1,39 @@
+"""The one small interface every backend kind implements.
+
+An adapter speaks OpenAI's wire format on its gateway side: it takes an
+OpenAI request body (a dict whose ``model`` is already the upstream name) and
+returns OpenAI response dicts, or an async iterator of OpenAI stream chunks.
+Whatever the backend speaks on the other side is the adapter's business.
+Adapters raise ``gateway.errors`` exceptions, never return error values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from gateway.config import Timeouts
+
+Body = dict[str, Any]
+
+
+class Adapter(Protocol):
+    async def chat(self, body: Body, timeouts: Timeouts) -> Body: ...
+
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+        """Chunks as OpenAI sends them, after ``[DONE]`` nothing more."""
+        ...
+
+    async def completions(self, body: Body, timeouts: Timeouts) -> Body: ...
+
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]: ...
+
+    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body: ...
+
+    async def list_models(self) -> list[str]: ...
+
+    async def health(self) -> bool:
+        """Whether the backend answers at all (cheap; used by /ready and health checks)."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,138 @@
+"""HTTP plumbing shared by the adapters: a pooled aiohttp session per
+provider, timeouts, SSE reading, and transport failures mapped onto the
+gateway's exception tree."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.config import Timeouts
+from gateway.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def make_session(
+    headers: Mapping[str, str], max_connections: int, name: str
+) -> aiohttp.ClientSession:
+    """One keep-alive pool per provider, built once in the app lifespan."""
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        limit_per_host=max_connections,
+        keepalive_timeout=30,
+        ttl_dns_cache=300,
+        enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers=dict(headers),
+        json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+        raise_for_status=False,
+    )
+
+
+def client_timeout(timeouts: Timeouts, *, streaming: bool) -> aiohttp.ClientTimeout:
+    """Total and connect limits are aiohttp's; a stream's idle gap is its socket read limit."""
+    return aiohttp.ClientTimeout(
+        total=None if streaming else timeouts.total,
+        sock_connect=timeouts.connect,
+        sock_read=timeouts.idle if streaming else None,
+    )
+
+
+def status_error(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
+    """Build the error for an upstream HTTP error answer, keeping its message."""
+    message, type_, param, code = f"upstream returned HTTP {status}", None, None, None
+    try:
+        payload: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict):
+            message = str(error.get("message") or payload.get("message") or message)
+            type_ = error.get("type") if isinstance(error.get("type"), str) else None
+            param = error.get("param") if isinstance(error.get("param"), str) else None
+            code = str(error["code"]) if error.get("code") is not None else None
+        elif isinstance(error, str):
+            message = error
+    elif raw:
+        message = f"{message}: {raw[:200].decode(errors='replace')}"
+    kept = {k: headers[k] for k in ("Retry-After",) if k in headers}
+    return UpstreamStatusError(
+        status, message, type=type_, param=param, code=code, headers=kept
+    )
+
+
+@asynccontextmanager
+async def transport_errors(what: str) -> AsyncIterator[None]:
+    """Map aiohttp and timeout failures to gateway errors naming the backend."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeoutError(f"{what} timed out") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailableError(f"{what} is unreachable") from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise UpstreamError(f"{what} closed the connection before the response ended") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"{what} failed: {type(exc).__name__}") from exc
+
+
+async def iter_sse_json(
+    response: aiohttp.ClientResponse, what: str
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield each ``data:`` JSON object of an SSE body until ``[DONE]``.
+
+    A body that ends without ``[DONE]`` is an error, so a truncated upstream
+    stream is never passed off as a complete one.
+    """
+    content = response.content
+    while True:
+        line = await content.readline()
+        if not line:
+            raise UpstreamError(f"{what} ended the stream without [DONE]")
+        if not line.startswith(b"data:"):
+            continue  # blank separators, comments, event:/id: lines
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"{what} sent a malformed stream chunk") from exc
+        if not isinstance(chunk, dict):
+            raise UpstreamError(f"{what} sent a malformed stream chunk")
+        if "error" in chunk and "choices" not in chunk:
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            raise UpstreamError(str(error.get("message") or f"{what} failed mid-stream"))
+        yield chunk
+
+
+async def first_then_rest(
+    chunks: AsyncIterator[dict[str, Any]], first_token: float | None
+) -> AsyncIterator[dict[str, Any]]:
+    """Apply the time-to-first-token limit to the first chunk only."""
+    async with asyncio.timeout(first_token):
+        first = await anext(chunks, None)
+    if first is None:
+        return
+    yield first
+    async for chunk in chunks:
+        yield chunk

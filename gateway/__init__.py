@@ -1,0 +1,3 @@
+"""vllm-gateway: one OpenAI-compatible endpoint in front of many LLM backends."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,151 @@
+"""The aiohttp application: lifespan (clients and state), one middleware
+(request id, OpenAI-shaped errors, access log) and the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack
+from typing import IO, Any
+
+from aiohttp import web
+
+from adapters import build_adapter
+from gateway.config import GatewayConfig
+from gateway.errors import GatewayError, InvalidRequestError, NotFoundError, PayloadTooLargeError
+from gateway.logs import AccessLog, AccessRecord, make_logger
+from gateway.router import PublicModel, Router, Target
+from gateway.routes import add_routes
+from gateway.state import RECORD, STATE, AppState
+from gateway.tokens import TokenCounter
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_router(config: GatewayConfig, adapters: dict[str, Any], created: int) -> Router:
+    models: dict[str, PublicModel] = {}
+    for name, model in config.models.items():
+        targets = []
+        for spec in model.targets:
+            assert spec.provider is not None and spec.model is not None
+            provider = config.providers[spec.provider]
+            targets.append(
+                Target(
+                    name=f"{spec.provider}/{spec.model}",
+                    adapter=adapters[spec.provider],
+                    upstream_model=spec.model,
+                    weight=spec.weight,
+                    tier=spec.tier,
+                    timeouts=spec.timeouts or model.timeouts or provider.timeouts,
+                )
+            )
+        models[name] = PublicModel(name=name, targets=targets, config=model, created=created)
+    return Router(models)
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def _http_exception_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFoundError(
+            f"Unknown request URL: {request.method} {request.path}.", code="unknown_url"
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLargeError("Request body is larger than the configured limit.")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        error = InvalidRequestError(
+            f"Method {request.method} is not allowed for {request.path}.",
+            code="method_not_allowed",
+        )
+        error.status = 405
+        return error
+    error = InvalidRequestError(exc.reason or "Bad request.")
+    error.status = exc.status
+    return error
+
+
+def error_response(exc: GatewayError, request_id: str) -> web.Response:
+    return web.Response(
+        status=exc.status,
+        body=exc.to_json(),
+        content_type="application/json",
+        headers={**exc.headers, "X-Request-ID": request_id},
+    )
+
+
+def make_middleware(log: Any) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        record = AccessRecord(
+            _request_id(request), request.method, request.path, time.perf_counter()
+        )
+        request[RECORD] = record
+        try:
+            response = await handler(request)
+        except GatewayError as exc:
+            record.error_type = exc.type
+            response = error_response(exc, record.request_id)
+        except web.HTTPException as exc:
+            error = _http_exception_error(request, exc)
+            record.error_type = error.type
+            response = error_response(error, record.request_id)
+        except asyncio.CancelledError:
+            record.status = 499  # the client went away
+            request.app[STATE].access_log.write(record)
+            raise
+        except Exception:
+            log.exception("unhandled error", request_id=record.request_id, path=request.path)
+            error = GatewayError("The server had an error while processing your request.")
+            record.error_type = error.type
+            response = error_response(error, record.request_id)
+        if not response.prepared:
+            response.headers.setdefault("X-Request-ID", record.request_id)
+        record.status = response.status
+        request.app[STATE].access_log.write(record)
+        return response
+
+    return gateway_middleware
+
+
+def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -> web.Application:
+    log = make_logger()
+    app = web.Application(
+        middlewares=[make_middleware(log)],
+        client_max_size=config.server.max_body_bytes,
+    )
+    add_routes(app)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        with ExitStack() as files:
+            stream = access_stream
+            if stream is None and config.server.access_log:
+                stream = files.enter_context(open(config.server.access_log, "a", buffering=1))
+            adapters = {name: build_adapter(p) for name, p in config.providers.items()}
+            tokens = TokenCounter()
+            created = int(time.time())
+            app[STATE] = AppState(
+                config=config,
+                router=build_router(config, adapters, created),
+                tokens=tokens,
+                access_log=AccessLog(make_logger(stream, name="access")),
+                log=log,
+                adapters=adapters,
+                started=time.perf_counter(),
+            )
+            # Load the tokenizer off the event loop so startup stays fast.
+            warm = asyncio.get_running_loop().run_in_executor(None, tokens.load)
+            try:
+                yield
+            finally:
+                warm.cancel()
+                await asyncio.gather(*(a.aclose() for a in adapters.values()))
+
+    app.cleanup_ctx.append(lifespan)
+    return app

@@ -1,0 +1,124 @@
+"""models.yaml, as typed pydantic models.
+
+Every model forbids unknown keys, so a typo is an error naming its YAML path
+rather than a silently ignored setting. Providers are discriminated on
+``kind``; adding a backend kind adds one variant to ``ProviderConfig``.
+Loading (``${ENV}`` interpolation, YAML line numbers, cross references) lives
+in ``gateway.config_loader``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    access_log: str | None = Field(None, description="File for access log lines; stderr if unset")
+    drain_seconds: float = Field(30.0, ge=0)
+
+
+class Timeouts(Strict):
+    """Seconds; ``None`` means no limit for that phase."""
+
+    connect: float | None = 5.0
+    first_token: float | None = 60.0
+    idle: float | None = 60.0
+    total: float | None = 600.0
+
+
+class OpenAIProviderConfig(Strict):
+    """Any OpenAI-compatible API: OpenAI, DeepSeek, vLLM, Ollama, Groq, ..."""
+
+    kind: Literal["openai"]
+    base_url: str
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(256, gt=0)
+
+
+ProviderConfig = Annotated[OpenAIProviderConfig, Field(discriminator="kind")]
+
+
+class EngineConfig(Strict):
+    """A local vLLM OpenAI server the gateway launches and supervises."""
+
+    model: str = Field(description="Hub id or local path")
+    served_name: str | None = None
+    family: Literal["deepseek-r1", "deepseek-v3", "llama3", "qwen2"] | None = None
+    tensor_parallel_size: int | None = Field(None, ge=1)
+    pipeline_parallel_size: int | None = Field(None, ge=1)
+    max_model_len: int | None = Field(None, gt=0)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    dtype: str | None = None
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
+    max_num_seqs: int | None = Field(None, gt=0)
+    max_num_batched_tokens: int | None = Field(None, gt=0)
+    enable_prefix_caching: bool | None = None
+    chat_template: str | None = None
+    enforce_eager: bool | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    port: int | None = Field(None, ge=1, le=65535, description="Fixed port; free one if unset")
+    devices: str | None = Field(None, description="CUDA_VISIBLE_DEVICES for this engine")
+    cpu_kvcache_space_gib: float | None = Field(None, gt=0)
+    cpu_threads_bind: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    sha256: dict[str, str] = Field(default_factory=dict, description="weight file -> checksum")
+    startup_timeout: float = Field(600.0, gt=0)
+    max_restarts: int = Field(5, ge=0)
+    sampling: dict[str, float | int] = Field(
+        default_factory=dict, description="Default sampling that overrides the family preset"
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @property
+    def name_for_clients(self) -> str:
+        return self.served_name or self.model
+
+
+class TargetConfig(Strict):
+    """One backend a public model can be served by: a provider model or a local engine."""
+
+    provider: str | None = None
+    engine: str | None = None
+    model: str | None = Field(None, description="Upstream model name (providers)")
+    weight: float = Field(1.0, ge=0)
+    tier: int = Field(1, ge=1)
+    max_concurrency: int | None = Field(None, gt=0)
+    timeouts: Timeouts | None = None
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> TargetConfig:
+        if (self.provider is None) == (self.engine is None):
+            raise ValueError("a target names exactly one of 'provider' or 'engine'")
+        if self.provider is not None and self.model is None:
+            raise ValueError("a provider target needs 'model' (the upstream model name)")
+        return self
+
+
+Strategy = Literal["weighted", "round-robin", "least-busy", "latency", "session"]
+
+
+class ModelConfig(Strict):
+    targets: list[TargetConfig] = Field(min_length=1)
+    strategy: Strategy = "weighted"
+    fallbacks: list[str] = Field(default_factory=list)
+    max_model_len: int | None = Field(None, gt=0, description="Context window, if known")
+    timeouts: Timeouts | None = None
+
+
+class GatewayConfig(Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    engines: dict[str, EngineConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)

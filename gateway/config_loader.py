@@ -1,0 +1,191 @@
+"""Reading models.yaml: ``${ENV}`` interpolation, validation, and errors that
+name the YAML path and line, with a "did you mean" for near misses."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gateway.config import GatewayConfig, ProviderConfig
+from gateway.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Loc = tuple[str | int, ...]
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"cannot read file: {exc.strerror}"], str(path)) from exc
+    return parse_config(text, source=str(path), env=os.environ if env is None else env)
+
+
+def parse_config(text: str, *, source: str = "models.yaml", env: Mapping[str, str]) -> GatewayConfig:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source) from exc
+    lines: dict[Loc, int] = {}
+    if root is not None:
+        _record_lines(root, (), lines)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(["the top level must be a mapping (server, providers, models, ...)"], source)
+
+    problems: list[str] = []
+    data = _interpolate(data, (), env, problems, lines)
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(exc, lines), source) from exc
+    problems = list(_cross_reference_problems(config, lines))
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*loc, str(key_node.value))
+            _record_lines(value_node, key, lines)
+            lines[key] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*loc, index), lines)
+
+
+def _line_of(loc: Loc, lines: Mapping[Loc, int]) -> str:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return f", line {lines[loc[:end]]}"
+    return ""
+
+
+def _interpolate(
+    value: Any, loc: Loc, env: Mapping[str, str], problems: list[str], lines: Mapping[Loc, int]
+) -> Any:
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                f"{format_loc(loc)}: environment variable {name} is not set{_line_of(loc, lines)}"
+            )
+            return ""
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*loc, str(k)), env, problems, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*loc, i), env, problems, lines) for i, v in enumerate(value)]
+    return value
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe_validation(exc: ValidationError, lines: Mapping[Loc, int]) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        # Drop pydantic's union-tag segments (e.g. 'openai') so the path is the YAML path.
+        loc = _yaml_loc(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'" + _did_you_mean(
+                str(loc[-1]), _allowed_keys(error["loc"])
+            )
+        elif error["type"] == "union_tag_invalid":
+            kind = str(error["input"].get("kind"))
+            loc = (*loc, "kind")
+            message = f"unknown kind '{kind}'{_did_you_mean(kind, _provider_kinds())}; " + (
+                f"expected one of {error['ctx']['expected_tags']}"
+            )
+        problems.append(f"{format_loc(loc)}: {message}{_line_of(loc, lines)}")
+    return problems
+
+
+def _yaml_loc(loc: tuple[Any, ...]) -> Loc:
+    """Drop pydantic's union-tag segment (the provider ``kind``) so the path is the YAML path."""
+    parts: list[str | int] = []
+    for index, part in enumerate(loc):
+        if index == 2 and loc[0] == "providers" and part in _provider_kinds():
+            continue
+        parts.append(part)
+    return tuple(parts)
+
+
+def _provider_kinds() -> dict[str, type[BaseModel]]:
+    variants = get_args(get_args(ProviderConfig)[0]) or (get_args(ProviderConfig)[0],)
+    return {get_args(v.model_fields["kind"].annotation)[0]: v for v in variants}
+
+
+def _allowed_keys(raw_loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model that held an unknown key, for the near-miss hint."""
+    current: Any = GatewayConfig
+    for part in raw_loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            current = field.annotation if field else None
+        elif get_origin(current) in (dict, list):
+            current = get_args(current)[-1]
+        elif get_origin(current) is Annotated or current is ProviderConfig:
+            current = _provider_kinds().get(str(part))
+        while get_origin(current) in (Union, UnionType):
+            current = next(a for a in get_args(current) if a is not type(None))
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
+    for name, model in config.models.items():
+        for index, target in enumerate(model.targets):
+            if target.provider is not None and target.provider not in config.providers:
+                loc: Loc = ("models", name, "targets", index, "provider")
+                yield (
+                    f"{format_loc(loc)}: unknown provider '{target.provider}'"
+                    f"{_did_you_mean(target.provider, config.providers)}{_line_of(loc, lines)}"
+                )
+            if target.engine is not None and target.engine not in config.engines:
+                loc = ("models", name, "targets", index, "engine")
+                yield (
+                    f"{format_loc(loc)}: unknown engine '{target.engine}'"
+                    f"{_did_you_mean(target.engine, config.engines)}{_line_of(loc, lines)}"
+                )
+        for index, fallback in enumerate(model.fallbacks):
+            if fallback not in config.models or fallback == name:
+                loc = ("models", name, "fallbacks", index)
+                reason = "a model cannot fall back to itself" if fallback == name else (
+                    f"unknown model '{fallback}'{_did_you_mean(fallback, config.models)}"
+                )
+                yield f"{format_loc(loc)}: {reason}{_line_of(loc, lines)}"

@@ -1,0 +1,154 @@
+"""Turning backend results into what the client receives: the public model
+name, usage filled in when the backend gave none, and SSE framed exactly as
+OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.logs import AccessRecord
+from gateway.tokens import TokenCounter
+
+Body = dict[str, Any]
+SSE_DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    # Tell reverse proxies (nginx) not to buffer the stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+def sse(payload: Body) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def prompt_tokens(body: Body, tokens: TokenCounter) -> int:
+    if "messages" in body:
+        return tokens.count_messages(body["messages"])
+    return tokens.count_prompt(body.get("prompt", ""))
+
+
+def _choice_text(choice: Body) -> str:
+    if "text" in choice:  # completions
+        return str(choice.get("text") or "")
+    message = choice.get("message") or choice.get("delta") or {}
+    return "".join(
+        str(message.get(key) or "") for key in ("content", "reasoning_content", "refusal")
+    )
+
+
+def finish_result(result: Body, public_name: str, body: Body, tokens: TokenCounter) -> Body:
+    """Non-streaming: the client's model name, and usage always present."""
+    result["model"] = public_name
+    usage = result.get("usage")
+    if not isinstance(usage, dict) and "choices" in result:
+        prompt = prompt_tokens(body, tokens)
+        completion = sum(tokens.count(_choice_text(c)) for c in result["choices"])
+        result["usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+    return result
+
+
+class StreamRelay:
+    """Forwards one upstream stream to the client, chunk by chunk, unbuffered."""
+
+    def __init__(
+        self,
+        public_name: str,
+        body: Body,
+        include_usage: bool,
+        record: AccessRecord,
+        tokens: TokenCounter,
+    ) -> None:
+        self.public_name = public_name
+        self.body = body
+        self.include_usage = include_usage
+        self.record = record
+        self.tokens = tokens
+        self.usage: Body | None = None
+        self.texts: list[str] = []
+        self.last_chunk: Body | None = None
+
+    def encode(self, chunk: Body) -> bytes | None:
+        """The bytes to send for one upstream chunk (None: nothing to send)."""
+        chunk["model"] = self.public_name
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        choices = chunk.get("choices")
+        if choices:
+            self.last_chunk = chunk
+            for choice in choices:
+                self.texts.append(_choice_text(choice))
+        if not self.include_usage:
+            if usage is not None or "usage" in chunk:
+                chunk.pop("usage", None)
+                if not choices:
+                    return None  # the upstream's usage-only chunk the client did not ask for
+        return sse(chunk)
+
+    def closing_usage_chunk(self) -> bytes | None:
+        """OpenAI's final usage chunk, computed when the upstream sent none."""
+        if self.usage is None:
+            prompt = prompt_tokens(self.body, self.tokens)
+            completion = self.tokens.count("".join(self.texts))
+            self.usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+            if self.include_usage:
+                template = self.last_chunk or {}
+                return sse(
+                    {
+                        "id": template.get("id", ""),
+                        "object": template.get("object", "chat.completion.chunk"),
+                        "created": template.get("created", 0),
+                        "model": self.public_name,
+                        "choices": [],
+                        "usage": self.usage,
+                    }
+                )
+        return None
+
+    async def run(
+        self,
+        response: web.StreamResponse,
+        first: Body,
+        chunks: AsyncIterator[Body],
+    ) -> None:
+        async with aclosing(chunks):  # type: ignore[type-var]
+            try:
+                if first:
+                    data = self.encode(first)
+                    if data is not None:
+                        await response.write(data)
+                async for chunk in chunks:
+                    data = self.encode(chunk)
+                    if data is not None:
+                        await response.write(data)
+            except GatewayError as exc:
+                # The status line is gone: the failure becomes the last event,
+                # so the client sees an error, never a silently short answer.
+                self.record.error_type = exc.type
+                await response.write(sse(exc.to_dict()))
+                await response.write(SSE_DONE)
+                return
+        closing = self.closing_usage_chunk()
+        if closing is not None:
+            await response.write(closing)
+        self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
+        self.record.completion_tokens = (
+            self.usage.get("completion_tokens") if self.usage else None
+        )
+        await response.write(SSE_DONE)

@@ -1,0 +1,192 @@
+"""HTTP routes: parse, call the router, serialize. Nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.config_loader import format_loc
+from gateway.errors import InvalidRequestError, ModelNotFoundError, PayloadTooLargeError
+from gateway.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+)
+from gateway.responses import SSE_HEADERS, StreamRelay, finish_result
+from gateway.router import Operation
+from gateway.state import RECORD, STATE, AppState
+
+RequestModel = TypeVar("RequestModel", bound=BaseModel)
+JSON = "application/json"
+
+
+async def read_request(
+    request: web.Request, model: type[RequestModel]
+) -> tuple[dict[str, Any], RequestModel]:
+    """The client's JSON object, and its validated view (errors name the field)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLargeError(
+            f"Request body is larger than the limit of {request.app[STATE].config.server.max_body_bytes} bytes."
+        ) from exc
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            "We could not parse the JSON body of your request. The body must be valid JSON "
+            f"({exc.msg} at position {exc.pos})."
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    return body, parsed
+
+
+def validation_error(exc: ValidationError) -> InvalidRequestError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    param = format_loc(first["loc"])
+    if first["type"] == "missing":
+        message = f"Missing required parameter: '{param}'."
+    else:
+        message = f"Invalid value for '{param}': {first['msg']}."
+    if len(errors) > 1:
+        message += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the request.)"
+    return InvalidRequestError(message, param=param, code="invalid_value")
+
+
+async def _generate(
+    request: web.Request, operation: Operation, model_cls: type[ChatCompletionRequest] | type[CompletionRequest]
+) -> web.StreamResponse:
+    state = request.app[STATE]
+    record = request[RECORD]
+    body, parsed = await read_request(request, model_cls)
+    record.model = parsed.model
+    model = state.router.resolve(parsed.model)
+    if not parsed.stream:
+        result, target = await state.router.call(model, operation, body)
+        record.target = target.name
+        result = finish_result(result, parsed.model, body, state.tokens)
+        usage = result.get("usage") or {}
+        record.prompt_tokens = usage.get("prompt_tokens")
+        record.completion_tokens = usage.get("completion_tokens")
+        return web.Response(
+            body=orjson.dumps(result),
+            content_type=JSON,
+            headers={"X-Request-ID": record.request_id, "X-Gateway-Target": target.name},
+        )
+
+    include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+    # Always ask the backend for usage so accounting never has to guess;
+    # the relay drops it again when the client did not ask.
+    upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+    first, chunks, target = await state.router.open_stream(model, operation, upstream_body)
+    record.target = target.name
+    record.ttft = time.perf_counter() - record.started
+    response = web.StreamResponse(
+        headers={**SSE_HEADERS, "X-Request-ID": record.request_id, "X-Gateway-Target": target.name}
+    )
+    await response.prepare(request)
+    relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens)
+    await relay.run(response, first, chunks)
+    await response.write_eof()
+    return response
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "chat", ChatCompletionRequest)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "completions", CompletionRequest)
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    record = request[RECORD]
+    body, parsed = await read_request(request, EmbeddingRequest)
+    record.model = parsed.model
+    result, target = await state.router.call(state.router.resolve(parsed.model), "embeddings", body)
+    record.target = target.name
+    result["model"] = parsed.model
+    usage = result.get("usage")
+    if not isinstance(usage, dict):
+        prompt = state.tokens.count_prompt(body["input"])
+        result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
+    record.prompt_tokens = result["usage"].get("prompt_tokens")
+    return web.Response(
+        body=orjson.dumps(result),
+        content_type=JSON,
+        headers={"X-Request-ID": record.request_id, "X-Gateway-Target": target.name},
+    )
+
+
+def _card(state: AppState, name: str) -> ModelCard:
+    return ModelCard(id=name, created=state.router.models[name].created)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    listing = ModelList(data=[_card(state, name) for name in state.router.models])
+    return web.Response(body=listing.model_dump_json(), content_type=JSON)
+
+
+async def get_model(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    name = request.match_info["model"]
+    if name not in state.router.models:
+        raise ModelNotFoundError(
+            f"The model '{name}' does not exist. Available models: "
+            f"{', '.join(sorted(state.router.models)) or 'none'}.",
+            param="model",
+        )
+    return web.Response(body=_card(state, name).model_dump_json(), content_type=JSON)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type=JSON)
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: every public model has at least one reachable target."""
+    state = request.app[STATE]
+    targets = {t.name: t for m in state.router.models.values() for t in m.targets}
+    checks = await asyncio.gather(
+        *(_target_ready(t) for t in targets.values()), return_exceptions=True
+    )
+    reachable = {name: ok is True for name, ok in zip(targets, checks, strict=True)}
+    models = {
+        name: {
+            "ready": any(reachable[t.name] for t in model.targets),
+            "targets": {t.name: "up" if reachable[t.name] else "down" for t in model.targets},
+        }
+        for name, model in state.router.models.items()
+    }
+    is_ready = all(m["ready"] for m in models.values())
+    payload = {"status": "ready" if is_ready else "not_ready", "models": models}
+    return web.Response(body=orjson.dumps(payload), content_type=JSON, status=200 if is_ready else 503)
+
+
+async def _target_ready(target: Any) -> bool:
+    return bool(target.available()) and await target.adapter.health()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)

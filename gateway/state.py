@@ -1,0 +1,30 @@
+"""What the app holds for its lifetime, built in the lifespan and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from adapters.base import Adapter
+from gateway.config import GatewayConfig
+from gateway.logs import AccessLog, AccessRecord
+from gateway.router import Router
+from gateway.tokens import TokenCounter
+
+
+@dataclass(slots=True, eq=False)
+class AppState:
+    config: GatewayConfig
+    router: Router
+    tokens: TokenCounter
+    access_log: AccessLog
+    log: Any
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+    started: float = 0.0
+
+
+STATE = web.AppKey("state", AppState)
+RECORD = "gateway.access_record"  # request-scoped AccessRecord
+__all__ = ["RECORD", "STATE", "AccessRecord", "AppState"]
