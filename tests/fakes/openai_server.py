@@ -1,0 +1,225 @@
+"""A small OpenAI-compatible server for tests, with fault injection.
+
+Run it as a process: ``python -m tests.fakes.openai_server --port P [--name N]``.
+
+Behaviour:
+- chat/completions answer ``"<name>: <last user text>"`` (streams: one chunk a word);
+  ``usage`` is sent unless ``--no-usage``; streams send the usage chunk only when
+  ``stream_options.include_usage`` is true.
+- ``GET /_requests`` lists the JSON bodies received (with headers), ``POST /_reset``
+  clears them; ``GET /_events`` lists events such as ``{"event": "cancelled"}``
+  when a client went away mid-response.
+- ``POST /_faults`` sets a list of faults consumed one per request, in order:
+  ``{"faults": [{"status": 500}, {"status": 429, "retry_after": 1},
+  {"hang": 30}, {"hang_mid_stream": 30}, {"drop_mid_stream": true},
+  {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}]}``; ``{"fail_ratio": 0.3}``
+  makes that share of requests answer 500 (seeded, so runs repeat).
+- The last user message may also carry directives for one request:
+  ``[slow]`` streams with 0.2 s between chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+State = dict[str, Any]
+STATE = web.AppKey("state", dict)
+
+
+def _reply_text(name: str, body: dict[str, Any]) -> str:
+    if "messages" in body:
+        users = [m for m in body["messages"] if m.get("role") == "user"]
+        content = users[-1].get("content") if users else ""
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    else:
+        prompt = body.get("prompt", "")
+        content = prompt if isinstance(prompt, str) else str(prompt)
+    return f"{name}: {content}"
+
+
+def _usage(body: dict[str, Any], text: str, n: int) -> dict[str, int]:
+    prompt = len(orjson.dumps(body.get("messages") or body.get("prompt") or "")) // 4
+    completion = len(text.split()) * n
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _next_fault(state: State) -> dict[str, Any]:
+    if state["faults"]:
+        return state["faults"].pop(0)
+    if state["fail_ratio"] and state["rng"].random() < state["fail_ratio"]:
+        return {"status": 500}
+    return {}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    payload = {"error": {"message": message, "type": "server_error" if status >= 500 else "invalid_request_error", "param": None, "code": None}}
+    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json", headers=headers)
+
+
+async def _record(request: web.Request) -> tuple[State, dict[str, Any] | None]:
+    state = request.app[STATE]
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    state["requests"].append(
+        {"path": request.path, "body": body, "headers": {str(k).lower(): v for k, v in request.headers.items()}, "t": time.time()}
+    )
+    return state, body
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    state, body = await _record(request)
+    if not isinstance(body, dict) or "model" not in body:
+        return _error(400, "body must be a JSON object with a model")
+    if body["model"] == "missing-model":
+        return _error(404, f"The model '{body['model']}' does not exist.")
+    fault = _next_fault(state)
+    if "delay" in fault:
+        await asyncio.sleep(fault["delay"])
+    if "hang" in fault:
+        await asyncio.sleep(fault["hang"])
+    if "status" in fault:
+        headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else None
+        return _error(fault["status"], f"injected fault {fault['status']}", headers)
+    chat = request.path.endswith("/chat/completions")
+    text = _reply_text(state["name"], body)
+    n = int(body.get("n") or 1)
+    if fault.get("malformed"):
+        return web.Response(body=b"{not json", content_type="application/json")
+    if body.get("stream"):
+        return await _stream(request, state, body, text, n, chat, fault)
+    if chat:
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+            for i in range(n)
+        ]
+    else:
+        choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i in range(n)]
+    result: dict[str, Any] = {
+        "id": "cmpl-fake",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "choices": choices,
+    }
+    if state["usage"]:
+        result["usage"] = _usage(body, text, n)
+    return web.Response(body=orjson.dumps(result), content_type="application/json")
+
+
+async def _stream(
+    request: web.Request, state: State, body: dict[str, Any], text: str, n: int, chat: bool, fault: dict[str, Any]
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    words = text.split(" ")
+    gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk" if chat else "text_completion", "created": int(time.time()), "model": body["model"]}
+    try:
+        for position, word in enumerate(words):
+            piece = word if position == 0 else " " + word
+            for index in range(n):
+                choice: dict[str, Any] = {"index": index, "finish_reason": None, "logprobs": None}
+                if chat:
+                    choice["delta"] = {"role": "assistant", "content": piece} if position == 0 else {"content": piece}
+                else:
+                    choice["text"] = piece
+                await response.write(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")
+            if position == len(words) // 2:
+                if "hang_mid_stream" in fault:
+                    await asyncio.sleep(fault["hang_mid_stream"])
+                if fault.get("drop_mid_stream"):
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
+                if fault.get("malformed"):
+                    await response.write(b"data: {broken\n\n")
+            if gap:
+                await asyncio.sleep(gap)
+        for index in range(n):
+            end: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
+            end["delta" if chat else "text"] = {} if chat else ""
+            await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
+        if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
+            usage = _usage(body, text, n)
+            await response.write(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+    except (asyncio.CancelledError, ConnectionResetError):
+        state["events"].append({"event": "cancelled", "t": time.time()})
+        raise
+    return response
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    state, body = await _record(request)
+    if not isinstance(body, dict):
+        return _error(400, "bad body")
+    inputs = body.get("input")
+    items = inputs if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else [inputs]
+    data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(i)]} for i in range(len(items))]
+    result = {"object": "list", "data": data, "model": body.get("model")}
+    if state["usage"]:
+        result["usage"] = {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items)}
+    return web.Response(body=orjson.dumps(result), content_type="application/json")
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "m1", "object": "model", "created": 0, "owned_by": "fake"}]})
+
+
+async def control(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.path == "/_requests":
+        return web.Response(body=orjson.dumps(state["requests"]), content_type="application/json")
+    if request.path == "/_events":
+        return web.Response(body=orjson.dumps(state["events"]), content_type="application/json")
+    if request.path == "/_reset":
+        state["requests"].clear()
+        state["events"].clear()
+        state["faults"].clear()
+        state["fail_ratio"] = 0.0
+        return web.json_response({"ok": True})
+    payload = await request.json()
+    state["faults"].extend(payload.get("faults", []))
+    state["fail_ratio"] = float(payload.get("fail_ratio", state["fail_ratio"]))
+    return web.json_response({"ok": True})
+
+
+def make_app(name: str, usage: bool = True, seed: int = 0) -> web.Application:
+    app = web.Application()
+    app[STATE] = {
+        "name": name, "usage": usage, "requests": [], "events": [], "faults": [],
+        "fail_ratio": 0.0, "rng": random.Random(seed),
+    }
+    app.router.add_post("/v1/chat/completions", generate)
+    app.router.add_post("/v1/completions", generate)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/_requests", control)
+    app.router.add_get("/_events", control)
+    app.router.add_post("/_reset", control)
+    app.router.add_post("/_faults", control)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="fake")
+    parser.add_argument("--no-usage", action="store_true")
+    args = parser.parse_args()
+    web.run_app(make_app(args.name, usage=not args.no_usage), host="127.0.0.1", port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

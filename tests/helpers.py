@@ -1,0 +1,130 @@
+"""Process helpers for tests: real servers on loopback, started and stopped cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10) -> Any:
+    data = None if body is None else orjson.dumps(body)
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return orjson.loads(response.read())
+
+
+class ServerProcess:
+    """A subprocess serving HTTP on 127.0.0.1:port, ready once ``ready_path`` answers."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        log_path: Path,
+        ready_path: str = "/health",
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 30,
+    ) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            list(args), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        self._wait_ready(ready_path, startup_timeout)
+
+    def _wait_ready(self, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+class FakeUpstream(ServerProcess):
+    """tests/fakes/openai_server.py in its own process."""
+
+    def __init__(self, tmp: Path, name: str = "fake", usage: bool = True) -> None:
+        port = free_port()
+        args = [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--name", name]
+        if not usage:
+            args.append("--no-usage")
+        super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path="/v1/models")
+        self.base_url = self.url + "/v1"
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(http_json("GET", self.url + "/_requests"))
+
+    def events(self) -> list[dict[str, Any]]:
+        return list(http_json("GET", self.url + "/_events"))
+
+    def reset(self) -> None:
+        http_json("POST", self.url + "/_reset", {})
+
+    def faults(self, *faults: dict[str, Any], fail_ratio: float | None = None) -> None:
+        payload: dict[str, Any] = {"faults": list(faults)}
+        if fail_ratio is not None:
+            payload["fail_ratio"] = fail_ratio
+        http_json("POST", self.url + "/_faults", payload)
+
+
+class Gateway(ServerProcess):
+    """``vllm-gateway serve`` on a config written from a dict, as users run it."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 30,
+    ) -> None:
+        port = free_port()
+        self.config_path = tmp / f"gateway-{port}.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        args = [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path),
+                "--port", str(port), *extra_args]
+        super().__init__(args, port, tmp / f"gateway-{port}.log", env=env, startup_timeout=startup_timeout)
+        self.base_url = self.url + "/v1"
