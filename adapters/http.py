@@ -73,9 +73,17 @@ def status_error(status: int, raw: bytes, headers: Mapping[str, str]) -> Upstrea
     elif raw:
         message = f"{message}: {raw[:200].decode(errors='replace')}"
     kept = {k: headers[k] for k in ("Retry-After",) if k in headers}
-    return UpstreamStatusError(
-        status, message, type=type_, param=param, code=code, headers=kept
-    )
+    return UpstreamStatusError(status, message, type=type_, param=param, code=code, headers=kept)
+
+
+def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        result = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"{what} sent a response that is not valid JSON") from exc
+    if not isinstance(result, dict):
+        raise UpstreamError(f"{what} sent a response that is not a JSON object")
+    return result
 
 
 @asynccontextmanager

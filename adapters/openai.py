@@ -19,6 +19,7 @@ from adapters.http import (
     client_timeout,
     iter_sse_json,
     make_session,
+    parse_json_object,
     status_error,
     transport_errors,
 )
@@ -48,20 +49,19 @@ class OpenAIAdapter:
         return client_timeout(timeouts, streaming=streaming)
 
     async def _post(self, path: str, body: Body, timeouts: Timeouts) -> Body:
-        async with transport_errors(self._what):
-            async with self._session.post(
+        async with (
+            transport_errors(self._what),
+            self._session.post(
                 self._base + path,
                 data=orjson.dumps(body),
                 headers=JSON_HEADERS,
                 timeout=self._timeouts(timeouts, streaming=False),
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise status_error(response.status, raw, response.headers)
-        result = orjson.loads(raw)
-        if not isinstance(result, dict):
-            raise status_error(502, raw, {})
-        return result
+            ) as response,
+        ):
+            raw = await response.read()
+            if response.status >= 400:
+                raise status_error(response.status, raw, response.headers)
+        return parse_json_object(raw, self._what)
 
     async def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
@@ -90,7 +90,9 @@ class OpenAIAdapter:
                     yield first
                     async for chunk in chunks:
                         if deadline is not None and loop.time() > deadline:
-                            raise UpstreamTimeoutError(f"{self._what} exceeded its total time limit")
+                            raise UpstreamTimeoutError(
+                                f"{self._what} exceeded its total time limit"
+                            )
                         yield chunk
                 finished = True
             finally:
@@ -117,12 +119,15 @@ class OpenAIAdapter:
         return await self._post("/embeddings", body, timeouts)
 
     async def list_models(self) -> list[str]:
-        async with transport_errors(self._what):
-            async with self._session.get(self._base + "/models", timeout=self._timeout) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise status_error(response.status, raw, response.headers)
-        data = orjson.loads(raw).get("data", [])
+        url = self._base + "/models"
+        async with (
+            transport_errors(self._what),
+            self._session.get(url, timeout=self._timeout) as response,
+        ):
+            raw = await response.read()
+            if response.status >= 400:
+                raise status_error(response.status, raw, response.headers)
+        data = parse_json_object(raw, self._what).get("data", [])
         return [str(item.get("id")) for item in data if isinstance(item, dict)]
 
     async def health(self) -> bool:

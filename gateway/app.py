@@ -22,6 +22,7 @@ from gateway.state import RECORD, STATE, AppState
 from gateway.tokens import TokenCounter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def build_router(config: GatewayConfig, adapters: dict[str, Any], created: int) -> Router:
@@ -80,7 +81,7 @@ def error_response(exc: GatewayError, request_id: str) -> web.Response:
     )
 
 
-def make_middleware(log: Any) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def make_middleware(log: Any) -> Middleware:
     @web.middleware
     async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         record = AccessRecord(
@@ -117,7 +118,7 @@ def make_middleware(log: Any) -> Callable[[web.Request, Handler], Awaitable[web.
 def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -> web.Application:
     log = make_logger()
     app = web.Application(
-        middlewares=[make_middleware(log)],
+        middlewares=[make_middleware(log)],  # type: ignore[list-item]
         client_max_size=config.server.max_body_bytes,
     )
     add_routes(app)

@@ -31,7 +31,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Gatew
     return parse_config(text, source=str(path), env=os.environ if env is None else env)
 
 
-def parse_config(text: str, *, source: str = "models.yaml", env: Mapping[str, str]) -> GatewayConfig:
+def parse_config(
+    text: str, *, source: str = "models.yaml", env: Mapping[str, str]
+) -> GatewayConfig:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -41,7 +43,9 @@ def parse_config(text: str, *, source: str = "models.yaml", env: Mapping[str, st
         _record_lines(root, (), lines)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
-        raise ConfigError(["the top level must be a mapping (server, providers, models, ...)"], source)
+        raise ConfigError(
+            ["the top level must be a mapping (server, providers, models, ...)"], source
+        )
 
     problems: list[str] = []
     data = _interpolate(data, (), env, problems, lines)
@@ -90,6 +94,7 @@ def _interpolate(
     value: Any, loc: Loc, env: Mapping[str, str], problems: list[str], lines: Mapping[Loc, int]
 ) -> Any:
     if isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env:
@@ -185,7 +190,9 @@ def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -
         for index, fallback in enumerate(model.fallbacks):
             if fallback not in config.models or fallback == name:
                 loc = ("models", name, "fallbacks", index)
-                reason = "a model cannot fall back to itself" if fallback == name else (
-                    f"unknown model '{fallback}'{_did_you_mean(fallback, config.models)}"
+                reason = (
+                    "a model cannot fall back to itself"
+                    if fallback == name
+                    else (f"unknown model '{fallback}'{_did_you_mean(fallback, config.models)}")
                 )
                 yield f"{format_loc(loc)}: {reason}{_line_of(loc, lines)}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import structlog
@@ -26,7 +26,7 @@ def _json_line(_: Any, __: str, event: dict[str, Any]) -> bytes:
     return orjson.dumps(event, default=str)
 
 
-def make_logger(stream: IO[Any] | None = None, *, name: str = "gateway") -> Any:
+def make_logger(stream: Any = None, *, name: str = "gateway") -> Any:
     """A bound structlog logger writing JSON lines (or console lines on a TTY)."""
     stream = stream or sys.stderr
     console = stream.isatty()

@@ -15,12 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+# Strict: the gateway forwards the client's JSON as sent, so what it accepts
+# must be what the backend will accept (no "0.5" silently read as 0.5).
 class Request(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Part(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 # ---- chat messages -----------------------------------------------------------

@@ -90,11 +90,10 @@ class StreamRelay:
             self.last_chunk = chunk
             for choice in choices:
                 self.texts.append(_choice_text(choice))
-        if not self.include_usage:
-            if usage is not None or "usage" in chunk:
-                chunk.pop("usage", None)
-                if not choices:
-                    return None  # the upstream's usage-only chunk the client did not ask for
+        if not self.include_usage and "usage" in chunk:
+            del chunk["usage"]
+            if not choices:
+                return None  # the upstream's usage-only chunk the client did not ask for
         return sse(chunk)
 
     def closing_usage_chunk(self) -> bytes | None:
@@ -148,7 +147,5 @@ class StreamRelay:
         if closing is not None:
             await response.write(closing)
         self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
-        self.record.completion_tokens = (
-            self.usage.get("completion_tokens") if self.usage else None
-        )
+        self.record.completion_tokens = self.usage.get("completion_tokens") if self.usage else None
         await response.write(SSE_DONE)

@@ -34,8 +34,9 @@ async def read_request(
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[STATE].config.server.max_body_bytes
         raise PayloadTooLargeError(
-            f"Request body is larger than the limit of {request.app[STATE].config.server.max_body_bytes} bytes."
+            f"Request body is larger than the limit of {limit} bytes."
         ) from exc
     try:
         body = orjson.loads(raw)
@@ -62,12 +63,16 @@ def validation_error(exc: ValidationError) -> InvalidRequestError:
     else:
         message = f"Invalid value for '{param}': {first['msg']}."
     if len(errors) > 1:
-        message += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the request.)"
+        message += (
+            f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the request.)"
+        )
     return InvalidRequestError(message, param=param, code="invalid_value")
 
 
 async def _generate(
-    request: web.Request, operation: Operation, model_cls: type[ChatCompletionRequest] | type[CompletionRequest]
+    request: web.Request,
+    operation: Operation,
+    model_cls: type[ChatCompletionRequest] | type[CompletionRequest],
 ) -> web.StreamResponse:
     state = request.app[STATE]
     record = request[RECORD]
@@ -90,7 +95,10 @@ async def _generate(
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     # Always ask the backend for usage so accounting never has to guess;
     # the relay drops it again when the client did not ask.
-    upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+    upstream_body = {
+        **body,
+        "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
+    }
     first, chunks, target = await state.router.open_stream(model, operation, upstream_body)
     record.target = target.name
     record.ttft = time.perf_counter() - record.started
@@ -175,7 +183,9 @@ async def ready(request: web.Request) -> web.Response:
     }
     is_ready = all(m["ready"] for m in models.values())
     payload = {"status": "ready" if is_ready else "not_ready", "models": models}
-    return web.Response(body=orjson.dumps(payload), content_type=JSON, status=200 if is_ready else 503)
+    return web.Response(
+        body=orjson.dumps(payload), content_type=JSON, status=200 if is_ready else 503
+    )
 
 
 async def _target_ready(target: Any) -> bool:

@@ -27,7 +27,9 @@ def free_port() -> int:
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 10) -> Any:
     data = None if body is None else orjson.dumps(body)
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return orjson.loads(response.read())
 
@@ -47,9 +49,12 @@ class ServerProcess:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 - open for the process's lifetime
         self.proc = subprocess.Popen(
-            list(args), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            list(args),
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
         self._wait_ready(ready_path, startup_timeout)
@@ -88,7 +93,15 @@ class FakeUpstream(ServerProcess):
 
     def __init__(self, tmp: Path, name: str = "fake", usage: bool = True) -> None:
         port = free_port()
-        args = [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--name", name]
+        args = [
+            sys.executable,
+            "-m",
+            "tests.fakes.openai_server",
+            "--port",
+            str(port),
+            "--name",
+            name,
+        ]
         if not usage:
             args.append("--no-usage")
         super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path="/v1/models")
@@ -124,7 +137,18 @@ class Gateway(ServerProcess):
         port = free_port()
         self.config_path = tmp / f"gateway-{port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        args = [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path),
-                "--port", str(port), *extra_args]
-        super().__init__(args, port, tmp / f"gateway-{port}.log", env=env, startup_timeout=startup_timeout)
+        args = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--config",
+            str(self.config_path),
+            "--port",
+            str(port),
+            *extra_args,
+        ]
+        super().__init__(
+            args, port, tmp / f"gateway-{port}.log", env=env, startup_timeout=startup_timeout
+        )
         self.base_url = self.url + "/v1"

@@ -48,7 +48,11 @@ def _reply_text(name: str, body: dict[str, Any]) -> str:
 def _usage(body: dict[str, Any], text: str, n: int) -> dict[str, int]:
     prompt = len(orjson.dumps(body.get("messages") or body.get("prompt") or "")) // 4
     completion = len(text.split()) * n
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _next_fault(state: State) -> dict[str, Any]:
@@ -60,8 +64,17 @@ def _next_fault(state: State) -> dict[str, Any]:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    payload = {"error": {"message": message, "type": "server_error" if status >= 500 else "invalid_request_error", "param": None, "code": None}}
-    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json", headers=headers)
+    payload = {
+        "error": {
+            "message": message,
+            "type": "server_error" if status >= 500 else "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    return web.Response(
+        status=status, body=orjson.dumps(payload), content_type="application/json", headers=headers
+    )
 
 
 async def _record(request: web.Request) -> tuple[State, dict[str, Any] | None]:
@@ -72,7 +85,12 @@ async def _record(request: web.Request) -> tuple[State, dict[str, Any] | None]:
     except orjson.JSONDecodeError:
         body = None
     state["requests"].append(
-        {"path": request.path, "body": body, "headers": {str(k).lower(): v for k, v in request.headers.items()}, "t": time.time()}
+        {
+            "path": request.path,
+            "body": body,
+            "headers": {str(k).lower(): v for k, v in request.headers.items()},
+            "t": time.time(),
+        }
     )
     return state, body
 
@@ -94,17 +112,24 @@ async def generate(request: web.Request) -> web.StreamResponse:
     chat = request.path.endswith("/chat/completions")
     text = _reply_text(state["name"], body)
     n = int(body.get("n") or 1)
-    if fault.get("malformed"):
+    if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
     if body.get("stream"):
         return await _stream(request, state, body, text, n, chat, fault)
     if chat:
         choices = [
-            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
             for i in range(n)
         ]
     else:
-        choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i in range(n)]
+        choices = [
+            {"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i in range(n)
+        ]
     result: dict[str, Any] = {
         "id": "cmpl-fake",
         "object": "chat.completion" if chat else "text_completion",
@@ -118,23 +143,40 @@ async def generate(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(
-    request: web.Request, state: State, body: dict[str, Any], text: str, n: int, chat: bool, fault: dict[str, Any]
+    request: web.Request,
+    state: State,
+    body: dict[str, Any],
+    text: str,
+    n: int,
+    chat: bool,
+    fault: dict[str, Any],
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     words = text.split(" ")
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
-    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk" if chat else "text_completion", "created": int(time.time()), "model": body["model"]}
+    base = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": body["model"],
+    }
     try:
         for position, word in enumerate(words):
             piece = word if position == 0 else " " + word
             for index in range(n):
                 choice: dict[str, Any] = {"index": index, "finish_reason": None, "logprobs": None}
                 if chat:
-                    choice["delta"] = {"role": "assistant", "content": piece} if position == 0 else {"content": piece}
+                    choice["delta"] = (
+                        {"role": "assistant", "content": piece}
+                        if position == 0
+                        else {"content": piece}
+                    )
                 else:
                     choice["text"] = piece
-                await response.write(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")
+                await response.write(
+                    b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+                )
             if position == len(words) // 2:
                 if "hang_mid_stream" in fault:
                     await asyncio.sleep(fault["hang_mid_stream"])
@@ -152,7 +194,9 @@ async def _stream(
             await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
         if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
             usage = _usage(body, text, n)
-            await response.write(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
+            await response.write(
+                b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+            )
         await response.write(b"data: [DONE]\n\n")
     except (asyncio.CancelledError, ConnectionResetError):
         state["events"].append({"event": "cancelled", "t": time.time()})
@@ -165,8 +209,15 @@ async def embeddings(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return _error(400, "bad body")
     inputs = body.get("input")
-    items = inputs if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else [inputs]
-    data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(i)]} for i in range(len(items))]
+    items = (
+        inputs
+        if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int)
+        else [inputs]
+    )
+    data = [
+        {"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(i)]}
+        for i in range(len(items))
+    ]
     result = {"object": "list", "data": data, "model": body.get("model")}
     if state["usage"]:
         result["usage"] = {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items)}
@@ -174,7 +225,12 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [{"id": "m1", "object": "model", "created": 0, "owned_by": "fake"}]})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"id": "m1", "object": "model", "created": 0, "owned_by": "fake"}],
+        }
+    )
 
 
 async def control(request: web.Request) -> web.Response:
@@ -198,8 +254,13 @@ async def control(request: web.Request) -> web.Response:
 def make_app(name: str, usage: bool = True, seed: int = 0) -> web.Application:
     app = web.Application()
     app[STATE] = {
-        "name": name, "usage": usage, "requests": [], "events": [], "faults": [],
-        "fail_ratio": 0.0, "rng": random.Random(seed),
+        "name": name,
+        "usage": usage,
+        "requests": [],
+        "events": [],
+        "faults": [],
+        "fail_ratio": 0.0,
+        "rng": random.Random(seed),
     }
     app.router.add_post("/v1/chat/completions", generate)
     app.router.add_post("/v1/completions", generate)
@@ -218,7 +279,13 @@ def main() -> None:
     parser.add_argument("--name", default="fake")
     parser.add_argument("--no-usage", action="store_true")
     args = parser.parse_args()
-    web.run_app(make_app(args.name, usage=not args.no_usage), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    web.run_app(
+        make_app(args.name, usage=not args.no_usage),
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        access_log=None,
+    )
 
 
 if __name__ == "__main__":

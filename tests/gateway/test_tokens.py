@@ -1,0 +1,35 @@
+"""Token counting works offline, from the rank files bpe-openai ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.tokens import TokenCounter
+
+
+@pytest.fixture
+def counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TokenCounter:
+    # A fresh, empty tiktoken cache: the count must not depend on a download.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    return TokenCounter("cl100k_base")
+
+
+def test_counts_known_strings(counter: TokenCounter) -> None:
+    assert counter.count("hello world") == 2
+    assert counter.count("") == 0
+
+
+def test_chat_messages_include_framing(counter: TokenCounter) -> None:
+    messages = [{"role": "user", "content": "hello world"}]
+    assert counter.count_messages(messages) == 2 + 3 + 3
+    parts = [{"role": "user", "content": [{"type": "text", "text": "hello world"}]}]
+    assert counter.count_messages(parts) == 8
+
+
+def test_prompt_forms(counter: TokenCounter) -> None:
+    assert counter.count_prompt("hello world") == 2
+    assert counter.count_prompt(["hello world", "hello"]) == 3
+    assert counter.count_prompt([5, 6, 7]) == 3
+    assert counter.count_prompt([[1, 2], [3]]) == 3
