@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,10 +14,12 @@ from typing import IO, Any
 from aiohttp import web
 
 from adapters import build_adapter
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, TargetConfig, Timeouts
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError, PayloadTooLargeError
+from gateway.health import HealthChecker, TargetHealth
 from gateway.logs import AccessLog, AccessRecord, make_logger
-from gateway.router import PublicModel, Router, Target
+from gateway.responses import prompt_tokens
+from gateway.router import PublicModel, Router, Target, make_model
 from gateway.routes import add_routes
 from gateway.state import RECORD, STATE, AppState
 from gateway.tokens import TokenCounter
@@ -25,25 +28,58 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-def build_router(config: GatewayConfig, adapters: dict[str, Any], created: int) -> Router:
+def merged_timeouts(*layers: Timeouts | None) -> Timeouts:
+    """Later layers override earlier ones, key by key (only keys a layer sets).
+    With no override the base object itself is returned, so adapters can keep
+    their prebuilt client timeouts for it."""
+    base, *overrides = layers
+    if not any(o is not None and o.model_fields_set for o in overrides):
+        return base or Timeouts()
+    values: dict[str, Any] = {}
+    for layer in layers:
+        if layer is not None:
+            values.update({k: getattr(layer, k) for k in layer.model_fields_set})
+    return Timeouts(**values)
+
+
+def build_router(
+    config: GatewayConfig, adapters: dict[str, Any], created: int, tokens: TokenCounter
+) -> Router:
+    routing = config.routing
+    health: dict[str, TargetHealth] = {}
+    rng = random.Random()
+
+    def health_of(name: str, spec: TargetConfig) -> TargetHealth:
+        if name not in health:
+            health[name] = TargetHealth(
+                name,
+                routing.breaker,
+                spec.max_concurrency,
+                routing.max_queue,
+                routing.queue_timeout,
+            )
+        return health[name]
+
     models: dict[str, PublicModel] = {}
     for name, model in config.models.items():
         targets = []
         for spec in model.targets:
             assert spec.provider is not None and spec.model is not None
             provider = config.providers[spec.provider]
+            target_name = f"{spec.provider}/{spec.model}"
             targets.append(
                 Target(
-                    name=f"{spec.provider}/{spec.model}",
+                    name=target_name,
                     adapter=adapters[spec.provider],
                     upstream_model=spec.model,
+                    health=health_of(target_name, spec),
                     weight=spec.weight,
                     tier=spec.tier,
-                    timeouts=spec.timeouts or model.timeouts or provider.timeouts,
+                    timeouts=merged_timeouts(provider.timeouts, model.timeouts, spec.timeouts),
                 )
             )
-        models[name] = PublicModel(name=name, targets=targets, config=model, created=created)
-    return Router(models)
+        models[name] = make_model(name, targets, model, routing.retries, created, rng)
+    return Router(models, count_prompt=lambda body: prompt_tokens(body, tokens), rng=rng)
 
 
 def _request_id(request: web.Request) -> str:
@@ -133,7 +169,7 @@ def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -
             created = int(time.time())
             app[STATE] = AppState(
                 config=config,
-                router=build_router(config, adapters, created),
+                router=build_router(config, adapters, created, tokens),
                 tokens=tokens,
                 access_log=AccessLog(make_logger(stream, name="access")),
                 log=log,
@@ -142,10 +178,18 @@ def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -
             )
             # Load the tokenizer off the event loop so startup stays fast.
             warm = asyncio.get_running_loop().run_in_executor(None, tokens.load)
+            checks = None
+            if config.routing.health_check_interval > 0:
+                checker = HealthChecker(
+                    app[STATE].router.targets().values(), config.routing.health_check_interval
+                )
+                checks = asyncio.create_task(checker.run())
             try:
                 yield
             finally:
                 warm.cancel()
+                if checks is not None:
+                    checks.cancel()
                 await asyncio.gather(*(a.aclose() for a in adapters.values()))
 
     app.cleanup_ctx.append(lifespan)

@@ -9,7 +9,7 @@ in ``gateway.config_loader``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -94,7 +94,7 @@ class TargetConfig(Strict):
     model: str | None = Field(None, description="Upstream model name (providers)")
     weight: float = Field(1.0, ge=0)
     tier: int = Field(1, ge=1)
-    max_concurrency: int | None = Field(None, gt=0)
+    max_concurrency: int | None = Field(None, gt=0, description="Admission limit")
     timeouts: Timeouts | None = None
 
     @model_validator(mode="after")
@@ -107,14 +107,49 @@ class TargetConfig(Strict):
 
 
 Strategy = Literal["weighted", "round-robin", "least-busy", "latency", "session"]
+FallbackReason = Literal["error", "context_length", "content_filter"]
+
+
+class RetryConfig(Strict):
+    """Retries of one public model's request across its targets."""
+
+    attempts: int = Field(3, ge=1, description="Attempts in all, the first included")
+    backoff_base: float = Field(0.05, ge=0, description="Seconds; doubles each retry, jittered")
+    backoff_max: float = Field(2.0, ge=0)
+    deadline: float = Field(60.0, gt=0, description="No new attempt after this many seconds")
+    max_retry_after: float = Field(10.0, ge=0, description="Longest Retry-After to wait out")
+
+
+class BreakerConfig(Strict):
+    """Circuit breaker per target."""
+
+    failures: int = Field(5, ge=1, description="Consecutive failures that open it")
+    error_ratio: float | None = Field(0.5, gt=0, le=1, description="Or this share failing...")
+    window: float = Field(30.0, gt=0, description="...over this many seconds...")
+    min_requests: int = Field(20, ge=1, description="...once at least this many were seen")
+    cooldown: float = Field(10.0, ge=0, description="Open this long before one probe")
+
+
+class RoutingConfig(Strict):
+    """Defaults for every model; a model's own keys override them."""
+
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    health_check_interval: float = Field(10.0, ge=0, description="Seconds; 0 turns checks off")
+    max_queue: int = Field(100, ge=0, description="Requests waiting for a busy target")
+    queue_timeout: float = Field(5.0, ge=0)
 
 
 class ModelConfig(Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     strategy: Strategy = "weighted"
     fallbacks: list[str] = Field(default_factory=list)
+    fallback_on: list[FallbackReason] = Field(
+        default_factory=lambda: list(get_args(FallbackReason))
+    )
     max_model_len: int | None = Field(None, gt=0, description="Context window, if known")
     timeouts: Timeouts | None = None
+    retries: RetryConfig | None = None
 
 
 class GatewayConfig(Strict):
@@ -122,3 +157,4 @@ class GatewayConfig(Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     engines: dict[str, EngineConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)

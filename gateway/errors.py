@@ -18,7 +18,7 @@ in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
         ├── UpstreamUnavailableError   503 service_unavailable (+ Retry-After)
         └── UpstreamTimeoutError       504 timeout
 
-``ConfigError`` is separate: it never reaches a client, it stops startup.
+``ConfigError`` and ``EngineStartError`` are separate: they never reach a client.
 """
 
 from __future__ import annotations
@@ -176,3 +176,9 @@ class ConfigError(Exception):
         self.problems = problems
         self.source = source
         super().__init__(f"{source}: invalid configuration\n  " + "\n  ".join(problems))
+
+
+class EngineStartError(Exception):
+    """A local engine cannot be started (unknown vLLM flag, checksum mismatch,
+    vLLM missing). Like ``ConfigError`` it never reaches a client: the engine
+    is reported as failed and the gateway keeps serving the other models."""

@@ -5,7 +5,6 @@ OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -126,23 +125,22 @@ class StreamRelay:
         first: Body,
         chunks: AsyncIterator[Body],
     ) -> None:
-        async with aclosing(chunks):  # type: ignore[type-var]
-            try:
-                if first:
-                    data = self.encode(first)
-                    if data is not None:
-                        await response.write(data)
-                async for chunk in chunks:
-                    data = self.encode(chunk)
-                    if data is not None:
-                        await response.write(data)
-            except GatewayError as exc:
-                # The status line is gone: the failure becomes the last event,
-                # so the client sees an error, never a silently short answer.
-                self.record.error_type = exc.type
-                await response.write(sse(exc.to_dict()))
-                await response.write(SSE_DONE)
-                return
+        try:
+            if first:
+                data = self.encode(first)
+                if data is not None:
+                    await response.write(data)
+            async for chunk in chunks:
+                data = self.encode(chunk)
+                if data is not None:
+                    await response.write(data)
+        except GatewayError as exc:
+            # The status line is gone: the failure becomes the last event,
+            # so the client sees an error, never a silently short answer.
+            self.record.error_type = exc.type
+            await response.write(sse(exc.to_dict()))
+            await response.write(SSE_DONE)
+            return
         closing = self.closing_usage_chunk()
         if closing is not None:
             await response.write(closing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import orjson
@@ -20,7 +21,7 @@ from gateway.protocol import (
     ModelList,
 )
 from gateway.responses import SSE_HEADERS, StreamRelay, finish_result
-from gateway.router import Operation
+from gateway.router import Call, Operation
 from gateway.state import RECORD, STATE, AppState
 
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
@@ -69,6 +70,12 @@ def validation_error(exc: ValidationError) -> InvalidRequestError:
     return InvalidRequestError(message, param=param, code="invalid_value")
 
 
+def _call(request: web.Request, operation: Operation, body: dict[str, Any]) -> Call:
+    user = body.get("user")
+    session = request.headers.get("X-Session-ID") or (user if isinstance(user, str) else None)
+    return Call(operation, body, session_key=session)
+
+
 async def _generate(
     request: web.Request,
     operation: Operation,
@@ -80,7 +87,7 @@ async def _generate(
     record.model = parsed.model
     model = state.router.resolve(parsed.model)
     if not parsed.stream:
-        result, target = await state.router.call(model, operation, body)
+        result, target = await state.router.call(model, _call(request, operation, body))
         record.target = target.name
         result = finish_result(result, parsed.model, body, state.tokens)
         usage = result.get("usage") or {}
@@ -95,19 +102,22 @@ async def _generate(
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     # Always ask the backend for usage so accounting never has to guess;
     # the relay drops it again when the client did not ask.
-    upstream_body = {
-        **body,
-        "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
-    }
-    first, chunks, target = await state.router.open_stream(model, operation, upstream_body)
-    record.target = target.name
-    record.ttft = time.perf_counter() - record.started
-    response = web.StreamResponse(
-        headers={**SSE_HEADERS, "X-Request-ID": record.request_id, "X-Gateway-Target": target.name}
-    )
-    await response.prepare(request)
-    relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens)
-    await relay.run(response, first, chunks)
+    options = {**(body.get("stream_options") or {}), "include_usage": True}
+    call = _call(request, operation, {**body, "stream_options": options})
+    first, chunks, target = await state.router.open_stream(model, call)
+    async with aclosing(chunks):
+        record.target = target.name
+        record.ttft = time.perf_counter() - record.started
+        response = web.StreamResponse(
+            headers={
+                **SSE_HEADERS,
+                "X-Request-ID": record.request_id,
+                "X-Gateway-Target": target.name,
+            }
+        )
+        await response.prepare(request)
+        relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens)
+        await relay.run(response, first, chunks)
     await response.write_eof()
     return response
 
@@ -125,7 +135,8 @@ async def embeddings(request: web.Request) -> web.Response:
     record = request[RECORD]
     body, parsed = await read_request(request, EmbeddingRequest)
     record.model = parsed.model
-    result, target = await state.router.call(state.router.resolve(parsed.model), "embeddings", body)
+    model = state.router.resolve(parsed.model)
+    result, target = await state.router.call(model, _call(request, "embeddings", body))
     record.target = target.name
     result["model"] = parsed.model
     usage = result.get("usage")
@@ -192,6 +203,19 @@ async def _target_ready(target: Any) -> bool:
     return bool(target.available()) and await target.adapter.health()
 
 
+async def list_targets(request: web.Request) -> web.Response:
+    """Not in OpenAI's API: each backend's breaker state, load and last error."""
+    targets = request.app[STATE].router.targets()
+    payload = {
+        "object": "list",
+        "data": [
+            {"id": name, "available": target.available(), **target.health.snapshot()}
+            for name, target in targets.items()
+        ],
+    }
+    return web.Response(body=orjson.dumps(payload), content_type=JSON)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
@@ -200,3 +224,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/v1/gateway/targets", list_targets)

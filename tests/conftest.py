@@ -43,6 +43,9 @@ def core_config(
     fast = {"connect": 1, "first_token": 1, "idle": 1, "total": 3}
     return {
         "server": {"max_body_bytes": 200_000, "access_log": str(access_log)},
+        # These tests look at each upstream failure as such: no breaker in the way
+        # (tests/gateway/test_router.py covers breaking).
+        "routing": {"breaker": {"failures": 1000, "error_ratio": None}},
         "providers": {
             "alpha": {"kind": "openai", "base_url": upstream.base_url, "api_key": "${ALPHA_KEY}"},
             "faulty": {"kind": "openai", "base_url": faulty.base_url, "timeouts": fast},
@@ -52,7 +55,12 @@ def core_config(
         "models": {
             "chat": {"targets": [{"provider": "alpha", "model": "m1"}]},
             "org/chat-2": {"targets": [{"provider": "alpha", "model": "m2"}]},
-            "flaky": {"targets": [{"provider": "faulty", "model": "m1"}]},
+            # One attempt: these tests see each upstream failure as the client would
+            # without retries (tests/gateway/test_router.py covers retrying).
+            "flaky": {
+                "targets": [{"provider": "faulty", "model": "m1"}],
+                "retries": {"attempts": 1},
+            },
             "quiet": {"targets": [{"provider": "quiet", "model": "m1"}]},
             "down": {"targets": [{"provider": "nowhere", "model": "m1"}]},
         },

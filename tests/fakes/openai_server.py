@@ -12,7 +12,8 @@ Behaviour:
 - ``POST /_faults`` sets a list of faults consumed one per request, in order:
   ``{"faults": [{"status": 500}, {"status": 429, "retry_after": 1},
   {"hang": 30}, {"hang_mid_stream": 30}, {"drop_mid_stream": true},
-  {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}]}``; ``{"fail_ratio": 0.3}``
+  {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
+  {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks.
@@ -63,13 +64,15 @@ def _next_fault(state: State) -> dict[str, Any]:
     return {}
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
+) -> web.Response:
     payload = {
         "error": {
             "message": message,
             "type": "server_error" if status >= 500 else "invalid_request_error",
             "param": None,
-            "code": None,
+            "code": code,
         }
     }
     return web.Response(
@@ -108,7 +111,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(fault["hang"])
     if "status" in fault:
         headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else None
-        return _error(fault["status"], f"injected fault {fault['status']}", headers)
+        message = fault.get("message", f"injected fault {fault['status']}")
+        return _error(fault["status"], message, headers, fault.get("code"))
     chat = request.path.endswith("/chat/completions")
     text = _reply_text(state["name"], body)
     n = int(body.get("n") or 1)
@@ -121,7 +125,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
             {
                 "index": i,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "finish_reason": "content_filter" if fault.get("content_filter") else "stop",
                 "logprobs": None,
             }
             for i in range(n)

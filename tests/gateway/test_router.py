@@ -1,0 +1,292 @@
+"""Routing and resilience against real misbehaving upstreams on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import FakeUpstream, Gateway, free_port
+
+USER = [{"role": "user", "content": "hello there world"}]
+NO_BREAKER = {"failures": 1000, "error_ratio": None}
+
+
+@pytest.fixture(scope="module")
+def ups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakeUpstream]]:
+    tmp = tmp_path_factory.mktemp("router")
+    servers = {name: FakeUpstream(tmp, name) for name in ("a", "b", "c")}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def up(ups: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
+    for server in ups.values():
+        server.reset()
+    return ups
+
+
+def providers(ups: dict[str, FakeUpstream], timeouts: dict | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        name: {"kind": "openai", "base_url": server.base_url} for name, server in ups.items()
+    }
+    for provider in result.values():
+        if timeouts:
+            provider["timeouts"] = timeouts
+    result["dead"] = {"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
+    return result
+
+
+def start(tmp_path: Path, ups: dict[str, FakeUpstream], models: dict, **extra: Any) -> Gateway:
+    config = {
+        "providers": providers(ups, extra.pop("timeouts", None)),
+        "models": models,
+        **extra,
+    }
+    return Gateway(tmp_path, config)
+
+
+def chat(gateway: Gateway, model: str, **kwargs: Any) -> httpx.Response:
+    body = {"model": model, "messages": USER, **kwargs.pop("body", {})}
+    return httpx.post(gateway.base_url + "/chat/completions", json=body, timeout=30, **kwargs)
+
+
+def seen(server: FakeUpstream) -> int:
+    return len(server.requests())
+
+
+@pytest.fixture(scope="module")
+def retry_gateway(
+    tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstream]
+) -> Iterator[Gateway]:
+    models = {
+        "single": {"targets": [{"provider": "a", "model": "m"}]},
+        "two": {
+            "targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
+            "strategy": "round-robin",
+        },
+        "limited": {"targets": [{"provider": "a", "model": "m"}], "retries": {"attempts": 2}},
+        "deadline": {
+            "targets": [{"provider": "a", "model": "m"}],
+            "retries": {"attempts": 5, "deadline": 1.5},
+        },
+        "ondead": {
+            "targets": [{"provider": "dead", "model": "m"}, {"provider": "a", "model": "m"}],
+            "strategy": "round-robin",
+        },
+    }
+    gateway = start(
+        tmp_path_factory.mktemp("retry-gw"),
+        ups,
+        models,
+        timeouts={"connect": 1, "first_token": 1, "idle": 1, "total": 1},
+        routing={"breaker": NO_BREAKER, "health_check_interval": 0},
+    )
+    yield gateway
+    gateway.stop()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_retryable_statuses_are_retried(
+    retry_gateway: Gateway, up: dict[str, FakeUpstream], status: int
+) -> None:
+    up["a"].faults({"status": status})
+    response = chat(retry_gateway, "single")
+    assert response.status_code == 200, response.text
+    assert seen(up["a"]) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_errors_are_never_retried(
+    retry_gateway: Gateway, up: dict[str, FakeUpstream], status: int
+) -> None:
+    up["a"].faults({"status": status})
+    assert chat(retry_gateway, "single").status_code == status
+    assert seen(up["a"]) == 1
+
+
+def test_timeout_before_first_byte_is_retried(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults({"hang": 5})
+    response = chat(retry_gateway, "single")
+    assert response.status_code == 200
+    assert seen(up["a"]) == 2
+
+
+def test_connect_error_moves_to_another_target(retry_gateway: Gateway, up: dict) -> None:
+    for _ in range(4):
+        response = chat(retry_gateway, "ondead")
+        assert response.status_code == 200
+        assert response.headers["x-gateway-target"] == "a/m"
+    assert seen(up["a"]) == 4
+
+
+def test_retry_goes_to_the_other_target_at_once(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults({"status": 503, "retry_after": 5})
+    started = time.monotonic()
+    # Round-robin: one of the two requests starts on a, fails, and moves to b.
+    assert chat(retry_gateway, "two").status_code == 200
+    assert chat(retry_gateway, "two").status_code == 200
+    assert time.monotonic() - started < 2  # nobody waited out a's Retry-After
+    assert seen(up["a"]) + seen(up["b"]) == 3  # two requests, one retry
+
+
+def test_retry_after_is_honoured_on_a_single_target(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults({"status": 429, "retry_after": 1})
+    started = time.monotonic()
+    response = chat(retry_gateway, "single")
+    assert response.status_code == 200
+    assert time.monotonic() - started >= 1.0
+    first, second = up["a"].requests()
+    assert second["t"] - first["t"] >= 1.0
+
+
+def test_attempt_limit(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults({"status": 500}, {"status": 500}, {"status": 500})
+    assert chat(retry_gateway, "limited").status_code == 502
+    assert seen(up["a"]) == 2
+
+
+def test_deadline_stops_new_attempts(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults(*[{"hang": 5}] * 5)
+    started = time.monotonic()
+    response = chat(retry_gateway, "deadline")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    # Each attempt gives up after 1 s (total); no new one after 1.5 s.
+    assert seen(up["a"]) == 2
+    assert elapsed < 3.5
+
+
+def test_stream_retried_before_first_byte(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults({"status": 500})
+    response = chat(retry_gateway, "single", body={"stream": True})
+    assert response.status_code == 200
+    assert response.text.endswith("data: [DONE]\n\n") and '"error"' not in response.text
+    assert seen(up["a"]) == 2
+
+
+def test_stream_never_resent_after_first_byte(retry_gateway: Gateway, up: dict) -> None:
+    up["a"].faults({"drop_mid_stream": True})
+    words = {"messages": [{"role": "user", "content": "one two three four"}], "stream": True}
+    response = chat(retry_gateway, "single", body=words)
+    assert response.status_code == 200
+    assert '"error"' in response.text and response.text.endswith("data: [DONE]\n\n")
+    assert seen(up["a"]) == 1
+
+
+@pytest.fixture(scope="module")
+def balance_gateway(
+    tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstream]
+) -> Iterator[Gateway]:
+    pair = [
+        {"provider": "a", "model": "m", "weight": 3},
+        {"provider": "b", "model": "m", "weight": 1},
+    ]
+    models = {
+        "weighted": {"targets": pair},
+        "rr": {"targets": pair, "strategy": "round-robin"},
+        "busy": {
+            "targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
+            "strategy": "least-busy",
+        },
+        "sticky": {
+            "targets": [
+                {"provider": "a", "model": "m"},
+                {"provider": "b", "model": "m"},
+                {"provider": "c", "model": "m"},
+            ],
+            "strategy": "session",
+        },
+        # Its own upstream model name: its targets' health is not shared with the others.
+        "tiered": {
+            "targets": [{"provider": "a", "model": "t"}, {"provider": "b", "model": "t", "tier": 2}]
+        },
+    }
+    gateway = start(
+        tmp_path_factory.mktemp("balance-gw"),
+        ups,
+        models,
+        routing={
+            "breaker": {"failures": 2, "error_ratio": None, "cooldown": 60},
+            "health_check_interval": 0,
+        },
+    )
+    yield gateway
+    gateway.stop()
+
+
+def _targets(gateway: Gateway, model: str, n: int, **kwargs: Any) -> Counter[str]:
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: chat(gateway, model, **kwargs), range(n)))
+    assert all(r.status_code == 200 for r in responses)
+    return Counter(r.headers["x-gateway-target"] for r in responses)
+
+
+def test_weighted_split(balance_gateway: Gateway, up: dict) -> None:
+    counts = _targets(balance_gateway, "weighted", 800)
+    # 3:1 -> 75% expected; 800 draws keep the share within +-5 points (>4 sigma).
+    assert 0.70 <= counts["a/m"] / 800 <= 0.80
+
+
+def test_round_robin_interleaves_by_weight(balance_gateway: Gateway, up: dict) -> None:
+    order = [chat(balance_gateway, "rr").headers["x-gateway-target"] for _ in range(8)]
+    assert Counter(order) == {"a/m": 6, "b/m": 2}
+    assert order[:4].count("b/m") == 1 and order[4:].count("b/m") == 1
+
+
+def test_least_busy_avoids_the_loaded_target(balance_gateway: Gateway, up: dict) -> None:
+    slow = {"messages": [{"role": "user", "content": "[slow] x y z w"}], "stream": True}
+    with ThreadPoolExecutor(2) as pool:
+        long_one = pool.submit(chat, balance_gateway, "busy", body=slow)
+        time.sleep(0.3)
+        busy = "a/m" if up["a"].requests() else "b/m"
+        quick = [chat(balance_gateway, "busy").headers["x-gateway-target"] for _ in range(5)]
+        assert long_one.result().status_code == 200
+    assert busy not in quick
+
+
+def test_session_affinity_sticks_and_moves_when_target_dies(
+    tmp_path: Path, balance_gateway: Gateway, up: dict
+) -> None:
+    def target_of(session: str) -> str:
+        response = chat(balance_gateway, "sticky", headers={"X-Session-ID": session})
+        return str(response.headers["x-gateway-target"])
+
+    placed = {f"s{i}": target_of(f"s{i}") for i in range(30)}
+    assert len(set(placed.values())) == 3  # sessions spread over all targets
+    for session, target in list(placed.items())[:10]:
+        assert target_of(session) == target  # and stay put
+    # The `user` field is a session key too.
+    by_user = {
+        chat(balance_gateway, "sticky", body={"user": "u7"}).headers["x-gateway-target"]
+        for _ in range(5)
+    }
+    assert len(by_user) == 1
+
+
+def test_tier_two_only_when_tier_one_is_down(balance_gateway: Gateway, up: dict) -> None:
+    assert set(_targets(balance_gateway, "tiered", 20)) == {"a/t"}
+    # Two failures open a/t's breaker (failures: 2); each request fails over to tier 2.
+    up["a"].reset()
+    up["a"].faults({"status": 500}, {"status": 500})
+    for _ in range(2):
+        response = chat(balance_gateway, "tiered")
+        assert response.status_code == 200 and response.headers["x-gateway-target"] == "b/t"
+    # Open: tier 2 serves alone, and a is not asked at all.
+    assert [chat(balance_gateway, "tiered").headers["x-gateway-target"] for _ in range(5)] == [
+        "b/t"
+    ] * 5
+    assert seen(up["a"]) == 2
+    targets = httpx.get(balance_gateway.base_url + "/gateway/targets").json()["data"]
+    state = {t["id"]: t for t in targets}
+    assert state["a/t"]["state"] == "open"
+    assert state["a/t"]["last_error"] == "injected fault 500"
+    assert state["b/t"]["state"] == "closed"
