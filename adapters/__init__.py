@@ -9,13 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from adapters.anthropic import AnthropicAdapter
+from adapters.azure import AzureAdapter
 from adapters.base import Adapter
+from adapters.gemini import GeminiAdapter
 from adapters.openai import OpenAIAdapter
 
 AdapterFactory = Callable[[Any], Adapter]
 
 REGISTRY: dict[str, AdapterFactory] = {
     "openai": OpenAIAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+    "azure": AzureAdapter,
 }
 
 

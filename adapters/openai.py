@@ -7,101 +7,44 @@ provider's credentials and moves bytes; DeepSeek's and vLLM's extras such as
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import orjson
 
-from adapters.http import (
-    JSON_HEADERS,
-    client_timeout,
-    iter_sse_json,
-    make_session,
-    parse_json_object,
-    status_error,
-    transport_errors,
-)
+from adapters.client import ProviderClient
+from adapters.http import iter_sse_json
 from gateway.config import OpenAIProviderConfig, Timeouts
-from gateway.errors import UpstreamTimeoutError
 
 Body = dict[str, Any]
 
 
 class OpenAIAdapter:
     def __init__(self, config: OpenAIProviderConfig) -> None:
-        self._base = config.base_url.rstrip("/")
         headers = dict(config.headers)
         if config.api_key is not None and config.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        self._what = f"upstream {self._base}"
-        self._session = make_session(headers, config.max_connections, self._what)
-        # Timeouts are per call site, but the common case is the provider's own:
-        # keep those aiohttp objects prebuilt instead of allocating per request.
-        self._default = config.timeouts
-        self._timeout = client_timeout(config.timeouts, streaming=False)
-        self._stream_timeout = client_timeout(config.timeouts, streaming=True)
+        self._connect(config.base_url, headers, config.max_connections, config.timeouts)
 
-    def _timeouts(self, timeouts: Timeouts, streaming: bool) -> aiohttp.ClientTimeout:
-        if timeouts is self._default:
-            return self._stream_timeout if streaming else self._timeout
-        return client_timeout(timeouts, streaming=streaming)
+    def _connect(
+        self, base_url: str, headers: Mapping[str, str], max_connections: int, timeouts: Timeouts
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._client = ProviderClient(f"upstream {self._base}", headers, max_connections, timeouts)
+
+    def _url(self, path: str, model: str | None) -> str:
+        """Where a call goes; OpenAI's API names the model in the body, not the URL."""
+        return self._base + path
+
+    def _decode(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
+        return iter_sse_json(response, self._client.what)
 
     async def _post(self, path: str, body: Body, timeouts: Timeouts) -> Body:
-        async with (
-            transport_errors(self._what),
-            self._session.post(
-                self._base + path,
-                data=orjson.dumps(body),
-                headers=JSON_HEADERS,
-                timeout=self._timeouts(timeouts, streaming=False),
-            ) as response,
-        ):
-            raw = await response.read()
-            if response.status >= 400:
-                raise status_error(response.status, raw, response.headers)
-        return parse_json_object(raw, self._what)
+        return await self._client.post(self._url(path, body.get("model")), body, timeouts)
 
-    async def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeouts.total is None else loop.time() + timeouts.total
-        async with transport_errors(self._what):
-            # Nothing is yielded inside this block: the limit covers connect,
-            # headers and the first chunk, all awaited in the caller's task.
-            async with asyncio.timeout(timeouts.first_token):
-                response = await self._session.post(
-                    self._base + path,
-                    data=orjson.dumps(body),
-                    headers=JSON_HEADERS,
-                    timeout=self._timeouts(timeouts, streaming=True),
-                )
-                try:
-                    if response.status >= 400:
-                        raise status_error(response.status, await response.read(), response.headers)
-                    chunks = iter_sse_json(response, self._what)
-                    first = await anext(chunks, None)
-                except BaseException:
-                    response.close()
-                    raise
-            finished = False
-            try:
-                if first is not None:
-                    yield first
-                    async for chunk in chunks:
-                        if deadline is not None and loop.time() > deadline:
-                            raise UpstreamTimeoutError(
-                                f"{self._what} exceeded its total time limit"
-                            )
-                        yield chunk
-                finished = True
-            finally:
-                # A stream left unfinished (client gone, error) must not go back
-                # to the pool half-read: closing it also tells the upstream to stop.
-                if finished:
-                    response.release()
-                else:
-                    response.close()
+    def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+        url = self._url(path, body.get("model"))
+        return self._client.stream(url, lambda: body, timeouts, self._decode)
 
     async def chat(self, body: Body, timeouts: Timeouts) -> Body:
         return await self._post("/chat/completions", body, timeouts)
@@ -119,25 +62,11 @@ class OpenAIAdapter:
         return await self._post("/embeddings", body, timeouts)
 
     async def list_models(self) -> list[str]:
-        url = self._base + "/models"
-        async with (
-            transport_errors(self._what),
-            self._session.get(url, timeout=self._timeout) as response,
-        ):
-            raw = await response.read()
-            if response.status >= 400:
-                raise status_error(response.status, raw, response.headers)
-        data = parse_json_object(raw, self._what).get("data", [])
+        data = (await self._client.get(self._url("/models", None))).get("data", [])
         return [str(item.get("id")) for item in data if isinstance(item, dict)]
 
     async def health(self) -> bool:
-        try:
-            async with self._session.get(
-                self._base + "/models", timeout=aiohttp.ClientTimeout(total=2)
-            ) as response:
-                return response.status < 500
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+        return await self._client.reachable(self._url("/models", None))
 
     async def aclose(self) -> None:
-        await self._session.close()
+        await self._client.aclose()

@@ -9,6 +9,7 @@ in ``gateway.config_loader``.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -46,7 +47,66 @@ class OpenAIProviderConfig(Strict):
     max_connections: int = Field(256, gt=0)
 
 
-ProviderConfig = Annotated[OpenAIProviderConfig, Field(discriminator="kind")]
+# OpenAI reasoning_effort -> thinking-token budget, for the kinds that take a budget.
+DEFAULT_THINKING_BUDGETS = MappingProxyType(
+    {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
+)
+
+
+class _TranslatedProvider(Strict):
+    """Settings shared by the kinds whose API is not OpenAI's own format."""
+
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(256, gt=0)
+    drop_unsupported: bool = Field(
+        False,
+        description="Drop request fields the API cannot honour instead of answering 400",
+    )
+    thinking_budgets: dict[str, int] = Field(
+        default_factory=DEFAULT_THINKING_BUDGETS.copy,
+        description="Thinking-token budget per OpenAI reasoning_effort value",
+    )
+
+
+class AnthropicProviderConfig(_TranslatedProvider):
+    """Anthropic's Messages API."""
+
+    kind: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com/v1"
+    anthropic_version: str = "2023-06-01"
+    default_max_tokens: int = Field(
+        4096, gt=0, description="max_tokens sent when the client sets none (Anthropic requires it)"
+    )
+
+
+class GeminiProviderConfig(_TranslatedProvider):
+    """Google's Gemini API (generateContent)."""
+
+    kind: Literal["gemini"]
+    base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+
+
+class AzureProviderConfig(Strict):
+    """Azure OpenAI: the target's ``model`` is the deployment name."""
+
+    kind: Literal["azure"]
+    base_url: str = Field(description="The resource endpoint, https://<resource>.openai.azure.com")
+    api_key: SecretStr | None = None
+    auth: Literal["api-key", "bearer"] = Field(
+        "api-key", description="Send api_key as the api-key header or as an Entra ID bearer token"
+    )
+    api_version: str = Field("2024-10-21", description="'v1' selects the version-less v1 API")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(256, gt=0)
+
+
+ProviderConfig = Annotated[
+    OpenAIProviderConfig | AnthropicProviderConfig | GeminiProviderConfig | AzureProviderConfig,
+    Field(discriminator="kind"),
+]
 
 
 class EngineConfig(Strict):

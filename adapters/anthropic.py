@@ -1,0 +1,89 @@
+"""``kind: anthropic``: Anthropic's Messages API behind OpenAI's chat endpoint.
+
+This module only moves bytes; the translation is ``anthropic_format`` and
+``anthropic_stream``. Anthropic has no text-completion or embeddings API, so
+those endpoints answer 400 for this kind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from adapters.anthropic_format import (
+    AnthropicOptions,
+    error_from_response,
+    from_anthropic_message,
+    to_anthropic_request,
+)
+from adapters.anthropic_stream import AnthropicStream
+from adapters.client import FailedStream, ProviderClient, iter_sse_data
+from adapters.translation import Body, unsupported_endpoint
+from gateway.config import AnthropicProviderConfig, Timeouts
+from gateway.errors import UpstreamError
+
+PROVIDER = "anthropic"
+
+
+class AnthropicAdapter:
+    def __init__(self, config: AnthropicProviderConfig) -> None:
+        self._base = config.base_url.rstrip("/")
+        headers = {"anthropic-version": config.anthropic_version, **config.headers}
+        if config.api_key is not None and config.api_key.get_secret_value():
+            headers["x-api-key"] = config.api_key.get_secret_value()
+        self._client = ProviderClient(
+            f"anthropic upstream {self._base}",
+            headers,
+            config.max_connections,
+            config.timeouts,
+            error_from_response,
+        )
+        self._options = AnthropicOptions(
+            config.default_max_tokens, dict(config.thinking_budgets), config.drop_unsupported
+        )
+
+    async def chat(self, body: Body, timeouts: Timeouts) -> Body:
+        request = to_anthropic_request({**body, "stream": False}, self._options)
+        message = await self._client.post(self._base + "/messages", request, timeouts)
+        return from_anthropic_message(message, int(time.time()))
+
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+        def make_request() -> Body:
+            return to_anthropic_request({**body, "stream": True}, self._options)
+
+        return self._client.stream(self._base + "/messages", make_request, timeouts, self._chunks)
+
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
+        stream = AnthropicStream(int(time.time()))
+        async for data in iter_sse_data(response):
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamError(f"{self._client.what} sent a malformed stream event") from exc
+            for chunk in stream.feed(event):
+                yield chunk
+            if stream.done:
+                return
+        raise UpstreamError(f"{self._client.what} ended the stream before message_stop")
+
+    async def completions(self, body: Body, timeouts: Timeouts) -> Body:
+        raise unsupported_endpoint(PROVIDER, "/v1/completions")
+
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+        return FailedStream(unsupported_endpoint(PROVIDER, "/v1/completions"))
+
+    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
+        raise unsupported_endpoint(PROVIDER, "/v1/embeddings")
+
+    async def list_models(self) -> list[str]:
+        data = (await self._client.get(self._base + "/models")).get("data", [])
+        return [str(item.get("id")) for item in data if isinstance(item, dict)]
+
+    async def health(self) -> bool:
+        return await self._client.reachable(self._base + "/models")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
