@@ -9,19 +9,25 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import IO, Any
 
 from aiohttp import web
 
 from adapters import build_adapter
+from gateway.access import AccessControl
+from gateway.access_routes import add_access_routes, authenticate
 from gateway.config import GatewayConfig, TargetConfig, Timeouts
+from gateway.config_loader import config_warnings
+from gateway.engines.runtime import LocalEngines
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError, PayloadTooLargeError
 from gateway.health import HealthChecker, TargetHealth
 from gateway.logs import AccessLog, AccessRecord, make_logger
 from gateway.responses import prompt_tokens
-from gateway.router import PublicModel, Router, Target, make_model
+from gateway.router import Observer, PublicModel, Router, Target, make_model
 from gateway.routes import add_routes
 from gateway.state import RECORD, STATE, AppState
+from gateway.telemetry import Telemetry
 from gateway.tokens import TokenCounter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -43,7 +49,12 @@ def merged_timeouts(*layers: Timeouts | None) -> Timeouts:
 
 
 def build_router(
-    config: GatewayConfig, adapters: dict[str, Any], created: int, tokens: TokenCounter
+    config: GatewayConfig,
+    adapters: dict[str, Any],
+    created: int,
+    tokens: TokenCounter,
+    engines: LocalEngines | None = None,
+    observer: Observer | None = None,
 ) -> Router:
     routing = config.routing
     health: dict[str, TargetHealth] = {}
@@ -64,6 +75,12 @@ def build_router(
     for name, model in config.models.items():
         targets = []
         for spec in model.targets:
+            if spec.engine is not None and engines is not None:
+                health_name = f"engine/{spec.engine}"
+                targets.append(
+                    engines.target(spec, model, health_of(health_name, spec), merged_timeouts)
+                )
+                continue
             assert spec.provider is not None and spec.model is not None
             provider = config.providers[spec.provider]
             target_name = f"{spec.provider}/{spec.model}"
@@ -79,7 +96,9 @@ def build_router(
                 )
             )
         models[name] = make_model(name, targets, model, routing.retries, created, rng)
-    return Router(models, count_prompt=lambda body: prompt_tokens(body, tokens), rng=rng)
+    return Router(
+        models, count_prompt=lambda body: prompt_tokens(body, tokens), observer=observer, rng=rng
+    )
 
 
 def _request_id(request: web.Request) -> str:
@@ -124,6 +143,8 @@ def make_middleware(log: Any) -> Middleware:
             _request_id(request), request.method, request.path, time.perf_counter()
         )
         request[RECORD] = record
+        telemetry = request.app[STATE].telemetry
+        span = telemetry.start(record)
         try:
             response = await handler(request)
         except GatewayError as exc:
@@ -136,6 +157,7 @@ def make_middleware(log: Any) -> Middleware:
         except asyncio.CancelledError:
             record.status = 499  # the client went away
             request.app[STATE].access_log.write(record)
+            telemetry.finish(record, span)
             raise
         except Exception:
             log.exception("unhandled error", request_id=record.request_id, path=request.path)
@@ -146,18 +168,25 @@ def make_middleware(log: Any) -> Middleware:
             response.headers.setdefault("X-Request-ID", record.request_id)
         record.status = response.status
         request.app[STATE].access_log.write(record)
+        telemetry.finish(record, span)
         return response
 
     return gateway_middleware
 
 
-def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -> web.Application:
+def create_app(
+    config: GatewayConfig,
+    *,
+    access_stream: IO[Any] | None = None,
+    config_path: str | Path | None = None,
+) -> web.Application:
     log = make_logger()
     app = web.Application(
-        middlewares=[make_middleware(log)],  # type: ignore[list-item]
+        middlewares=[make_middleware(log), authenticate],  # type: ignore[list-item]
         client_max_size=config.server.max_body_bytes,
     )
     add_routes(app)
+    add_access_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         with ExitStack() as files:
@@ -167,15 +196,35 @@ def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -
             adapters = {name: build_adapter(p) for name, p in config.providers.items()}
             tokens = TokenCounter()
             created = int(time.time())
+            for warning in config_warnings(config):
+                log.warning("config warning", problem=warning)
+            access = AccessControl(
+                config,
+                config_path=None if config_path is None else Path(config_path),
+                tokens=tokens,
+                log=log,
+            )
+            engines = LocalEngines(config, log)
+            telemetry = Telemetry(config, log)
+            router = build_router(
+                config, adapters, created, tokens, engines, telemetry.metrics.router_observer
+            )
+            telemetry.attach(router, engines)
             app[STATE] = AppState(
                 config=config,
-                router=build_router(config, adapters, created, tokens),
+                router=router,
                 tokens=tokens,
                 access_log=AccessLog(make_logger(stream, name="access")),
                 log=log,
+                access=access,
+                telemetry=telemetry,
                 adapters=adapters,
+                engines=engines,
                 started=time.perf_counter(),
             )
+            # Engines load in the background: /health answers meanwhile.
+            engines.start()
+            telemetry.start_background()
             # Load the tokenizer off the event loop so startup stays fast.
             warm = asyncio.get_running_loop().run_in_executor(None, tokens.load)
             checks = None
@@ -184,13 +233,17 @@ def create_app(config: GatewayConfig, *, access_stream: IO[Any] | None = None) -
                     app[STATE].router.targets().values(), config.routing.health_check_interval
                 )
                 checks = asyncio.create_task(checker.run())
+            await access.start()
             try:
                 yield
             finally:
                 warm.cancel()
+                await access.aclose()
                 if checks is not None:
                     checks.cancel()
                 await asyncio.gather(*(a.aclose() for a in adapters.values()))
+                await engines.aclose()
+                await telemetry.aclose()
 
     app.cleanup_ctx.append(lifespan)
     return app

@@ -1,13 +1,16 @@
-"""The ``vllm-gateway`` command: serve, check."""
+"""The ``vllm-gateway`` command: serve, check, tiny-models."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway.config import GatewayConfig
-from gateway.config_loader import load_config
+from gateway.config_access import describe_access
+from gateway.config_loader import config_warnings, load_config
+from gateway.engines.tiny import DEMO_FAMILIES, FAMILIES
 from gateway.errors import ConfigError
 
 
@@ -41,12 +44,15 @@ def routing_table(config: GatewayConfig) -> str:
             lines.append(f"    -> {where} weight={target.weight:g} tier={target.tier}")
         if model.fallbacks:
             lines.append(f"    fallbacks: {', '.join(model.fallbacks)}")
+    lines.extend(describe_access(config.auth, redis=config.redis_url is not None))
     return "\n".join(lines)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.path)
     print(f"{args.path}: OK")
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     print(routing_table(config))
     return 0
 
@@ -54,10 +60,27 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server import serve
 
-    config = _load_or_exit(args.config)
+    if args.demo:
+        from gateway.engines import demo
+
+        config = demo.demo_config(demo.ensure_checkpoints(demo.tiny_models_dir()))
+        config_path = None
+    else:
+        config = _load_or_exit(args.config)
+        config_path = args.config
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    serve(config, host=host, port=port)
+    if args.demo:
+        print(demo.banner(config, host, port), file=sys.stderr, flush=True)
+    serve(config, host=host, port=port, config_path=config_path)
+    return 0
+
+
+def cmd_tiny_models(args: argparse.Namespace) -> int:
+    from gateway.engines.tiny import build_checkpoint
+
+    for family in args.families or DEMO_FAMILIES:
+        print(f"{family}: {build_checkpoint(family, args.out_dir)}", flush=True)
     return 0
 
 
@@ -69,7 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default="models.yaml", help="path to models.yaml")
     serve.add_argument("--host", default=None, help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, default=None, help="port (overrides server.port)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="ignore --config and serve three tiny local engines (llama3, qwen2, deepseek-r1), "
+        "built on first run",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    tiny = commands.add_parser(
+        "tiny-models", help="build tiny random-weight checkpoints with the real architectures"
+    )
+    tiny.add_argument("out_dir", type=Path, help="directory to build them in (reused if built)")
+    tiny.add_argument(
+        "--family",
+        dest="families",
+        action="append",
+        choices=FAMILIES,
+        help="a family to build (repeatable; default: llama3, qwen2, deepseek-r1)",
+    )
+    tiny.set_defaults(func=cmd_tiny_models)
 
     check = commands.add_parser("check", help="validate models.yaml and print the routing table")
     check.add_argument("path", help="path to models.yaml")

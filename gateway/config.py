@@ -14,6 +14,9 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.config_access import AuthConfig
+from gateway.config_observability import AuditConfig, TracingConfig
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -130,7 +133,8 @@ class EngineConfig(Strict):
     extra_args: list[str] = Field(default_factory=list)
     port: int | None = Field(None, ge=1, le=65535, description="Fixed port; free one if unset")
     devices: str | None = Field(None, description="CUDA_VISIBLE_DEVICES for this engine")
-    cpu_kvcache_space_gib: float | None = Field(None, gt=0)
+    # vLLM's CPU backend reads VLLM_CPU_KVCACHE_SPACE as a whole number of GiB.
+    cpu_kvcache_space_gib: int | None = Field(None, ge=1)
     cpu_threads_bind: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     sha256: dict[str, str] = Field(default_factory=dict, description="weight file -> checksum")
@@ -218,3 +222,11 @@ class GatewayConfig(Strict):
     engines: dict[str, EngineConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    # Access control (gateway.config_access): no auth section is an open gateway.
+    auth: AuthConfig | None = None
+    redis_url: SecretStr | None = Field(
+        None, description="Redis shared by all replicas for rate limits (may hold a password)"
+    )
+    # Observability (gateway.config_observability): both off unless present.
+    audit: AuditConfig | None = None
+    tracing: TracingConfig | None = None

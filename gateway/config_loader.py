@@ -12,9 +12,11 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from gateway.auth import load_jwt_keys
 from gateway.config import GatewayConfig, ProviderConfig
+from gateway.config_access import ApiKeyConfig, AuthConfig
 from gateway.errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -58,6 +60,12 @@ def parse_config(
     problems = list(_cross_reference_problems(config, lines))
     if problems:
         raise ConfigError(problems, source)
+    config = _with_keys_file(config, source, env)
+    if config.auth is not None and config.auth.jwt is not None:
+        try:
+            load_jwt_keys(config.auth.jwt, Path(source).parent)
+        except ValueError as exc:
+            raise ConfigError([str(exc)], source) from exc
     return config
 
 
@@ -196,3 +204,96 @@ def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -
                     else (f"unknown model '{fallback}'{_did_you_mean(fallback, config.models)}")
                 )
                 yield f"{format_loc(loc)}: {reason}{_line_of(loc, lines)}"
+
+
+# ---- auth: model names and the keys file ------------------------------------
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _unknown_model_problems(
+    keys: Iterable[ApiKeyConfig], prefix: Loc, models: Mapping[str, Any], lines: Mapping[Loc, int]
+) -> Iterable[str]:
+    """Plain model names (not globs) a key names that no public model has: typos."""
+    for index, key in enumerate(keys):
+        for position, name in enumerate(key.models):
+            if name not in models and not _GLOB_CHARS.intersection(name):
+                loc: Loc = (*prefix, index, "models", position)
+                yield (
+                    f"{format_loc(loc)}: unknown model '{name}'"
+                    f"{_did_you_mean(name, models)}{_line_of(loc, lines)}"
+                )
+
+
+def config_warnings(config: GatewayConfig) -> list[str]:
+    """What loads but is likely a mistake: shown by ``check`` and logged at startup.
+
+    A key naming a model that does not exist (it only narrows that key), and a
+    key_sha256 that is not a whole digest (that key can never match)."""
+    if config.auth is None:
+        return []
+    warnings = [
+        f"auth.limits.{name}: unknown model '{name}'{_did_you_mean(name, config.models)}"
+        for name in config.auth.limits
+        if name not in config.models
+    ]
+    warnings.extend(_unknown_model_problems(config.auth.keys, ("auth", "keys"), config.models, {}))
+    for key in [*config.auth.keys, *config.auth.admin_keys]:
+        if not key.usable:
+            warnings.append(
+                f"key '{key.name}': key_sha256 is not the 64 hex digits of a sha256;"
+                " this key can never match"
+            )
+    return warnings
+
+
+def _with_keys_file(config: GatewayConfig, source: str, env: Mapping[str, str]) -> GatewayConfig:
+    """The config with the keys of ``auth.keys_file`` (relative to the config's folder) added."""
+    auth = config.auth
+    if auth is None or auth.keys_file is None:
+        return config
+    path = Path(source).parent / auth.keys_file
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"auth.keys_file: cannot read {path}: {exc.strerror}"], source) from exc
+    keys = _parse_keys_file(text, str(path), env)
+    fields = {name: getattr(auth, name) for name in AuthConfig.model_fields}
+    try:
+        merged = AuthConfig(**{**fields, "keys": [*auth.keys, *keys]})
+    except ValidationError as exc:
+        problems = [f"auth (with {path}): {e['msg']}" for e in exc.errors(include_url=False)]
+        raise ConfigError(problems, source) from exc
+    return config.model_copy(update={"auth": merged})
+
+
+def _parse_keys_file(
+    text: str, source: str, env: Mapping[str, str]
+) -> list[ApiKeyConfig]:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source) from exc
+    lines: dict[Loc, int] = {}
+    if root is not None:
+        _record_lines(root, (), lines)
+    data = yaml.safe_load(text) or []
+    if not isinstance(data, list):
+        raise ConfigError(["the top level must be a list of keys (name, key, models, ...)"], source)
+    problems: list[str] = []
+    data = _interpolate(data, (), env, problems, lines)
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        keys = TypeAdapter(list[ApiKeyConfig]).validate_python(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = f"unknown key '{loc[-1]}'" + _did_you_mean(
+                    str(loc[-1]), ApiKeyConfig.model_fields
+                )
+            problems.append(f"{format_loc(loc)}: {message}{_line_of(loc, lines)}")
+        raise ConfigError(problems, source) from exc
+    return keys

@@ -65,6 +65,11 @@ class AccessRecord:
     completion_tokens: int | None = None
     key_name: str | None = None
     error_type: str | None = None
+    # Streams: mean seconds between chunks (metrics).
+    inter_token: float | None = None
+    # For the audit log: the client's body, and the result (or a stream's texts).
+    request_body: dict[str, Any] | None = None
+    completion: dict[str, Any] | list[str] | None = None
 
 
 class AccessLog:

@@ -4,6 +4,7 @@ OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -77,6 +78,12 @@ class StreamRelay:
         self.usage: Body | None = None
         self.texts: list[str] = []
         self.last_chunk: Body | None = None
+        record.completion = self.texts  # the audit log reads the assembled text
+        # Arrival times of the first and last chunk with choices, for the
+        # inter-token latency: one clock read per chunk, no list kept.
+        self.chunks = 0
+        self.first_at = 0.0
+        self.last_at = 0.0
 
     def encode(self, chunk: Body) -> bytes | None:
         """The bytes to send for one upstream chunk (None: nothing to send)."""
@@ -86,6 +93,10 @@ class StreamRelay:
             self.usage = usage
         choices = chunk.get("choices")
         if choices:
+            self.last_at = time.perf_counter()
+            if not self.chunks:
+                self.first_at = self.last_at
+            self.chunks += 1
             self.last_chunk = chunk
             for choice in choices:
                 self.texts.append(_choice_text(choice))
@@ -138,6 +149,7 @@ class StreamRelay:
             # The status line is gone: the failure becomes the last event,
             # so the client sees an error, never a silently short answer.
             self.record.error_type = exc.type
+            self._record_gap()
             await response.write(sse(exc.to_dict()))
             await response.write(SSE_DONE)
             return
@@ -146,4 +158,9 @@ class StreamRelay:
             await response.write(closing)
         self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
         self.record.completion_tokens = self.usage.get("completion_tokens") if self.usage else None
+        self._record_gap()
         await response.write(SSE_DONE)
+
+    def _record_gap(self) -> None:
+        if self.chunks > 1:
+            self.record.inter_token = (self.last_at - self.first_at) / (self.chunks - 1)

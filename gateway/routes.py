@@ -11,8 +11,11 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.access import FreeGrant, Grant
+from gateway.auth import PRINCIPAL
 from gateway.config_loader import format_loc
 from gateway.errors import InvalidRequestError, ModelNotFoundError, PayloadTooLargeError
+from gateway.metrics import CONTENT_TYPE
 from gateway.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -85,18 +88,39 @@ async def _generate(
     record = request[RECORD]
     body, parsed = await read_request(request, model_cls)
     record.model = parsed.model
+    record.request_body = body
+    async with state.access.admit(request, parsed, body) as grant:
+        return await _answer(request, operation, parsed, body, grant)
+
+
+async def _answer(
+    request: web.Request,
+    operation: Operation,
+    parsed: ChatCompletionRequest | CompletionRequest,
+    body: dict[str, Any],
+    grant: Grant | FreeGrant,
+) -> web.StreamResponse:
+    """Call the model for an admitted request; its usage goes to the grant."""
+    state = request.app[STATE]
+    record = request[RECORD]
     model = state.router.resolve(parsed.model)
     if not parsed.stream:
         result, target = await state.router.call(model, _call(request, operation, body))
         record.target = target.name
         result = finish_result(result, parsed.model, body, state.tokens)
+        record.completion = result
         usage = result.get("usage") or {}
+        grant.record_usage(usage)
         record.prompt_tokens = usage.get("prompt_tokens")
         record.completion_tokens = usage.get("completion_tokens")
         return web.Response(
             body=orjson.dumps(result),
             content_type=JSON,
-            headers={"X-Request-ID": record.request_id, "X-Gateway-Target": target.name},
+            headers={
+                **grant.headers,
+                "X-Request-ID": record.request_id,
+                "X-Gateway-Target": target.name,
+            },
         )
 
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
@@ -111,13 +135,17 @@ async def _generate(
         response = web.StreamResponse(
             headers={
                 **SSE_HEADERS,
+                **grant.headers,
                 "X-Request-ID": record.request_id,
                 "X-Gateway-Target": target.name,
             }
         )
         await response.prepare(request)
         relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens)
-        await relay.run(response, first, chunks)
+        try:
+            await relay.run(response, first, chunks)
+        finally:
+            grant.record_stream(relay.usage, relay.texts)
     await response.write_eof()
     return response
 
@@ -135,19 +163,26 @@ async def embeddings(request: web.Request) -> web.Response:
     record = request[RECORD]
     body, parsed = await read_request(request, EmbeddingRequest)
     record.model = parsed.model
-    model = state.router.resolve(parsed.model)
-    result, target = await state.router.call(model, _call(request, "embeddings", body))
-    record.target = target.name
-    result["model"] = parsed.model
-    usage = result.get("usage")
-    if not isinstance(usage, dict):
-        prompt = state.tokens.count_prompt(body["input"])
-        result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
+    record.request_body = body
+    async with state.access.admit(request, parsed, body) as grant:
+        model = state.router.resolve(parsed.model)
+        result, target = await state.router.call(model, _call(request, "embeddings", body))
+        record.target = target.name
+        result["model"] = parsed.model
+        usage = result.get("usage")
+        if not isinstance(usage, dict):
+            prompt = state.tokens.count_prompt(body["input"])
+            result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
+        grant.record_usage(result["usage"])
     record.prompt_tokens = result["usage"].get("prompt_tokens")
     return web.Response(
         body=orjson.dumps(result),
         content_type=JSON,
-        headers={"X-Request-ID": record.request_id, "X-Gateway-Target": target.name},
+        headers={
+            **grant.headers,
+            "X-Request-ID": record.request_id,
+            "X-Gateway-Target": target.name,
+        },
     )
 
 
@@ -157,7 +192,8 @@ def _card(state: AppState, name: str) -> ModelCard:
 
 async def list_models(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    listing = ModelList(data=[_card(state, name) for name in state.router.models])
+    allowed = request[PRINCIPAL].access.allows
+    listing = ModelList(data=[_card(state, name) for name in state.router.models if allowed(name)])
     return web.Response(body=listing.model_dump_json(), content_type=JSON)
 
 
@@ -193,7 +229,9 @@ async def ready(request: web.Request) -> web.Response:
         for name, model in state.router.models.items()
     }
     is_ready = all(m["ready"] for m in models.values())
-    payload = {"status": "ready" if is_ready else "not_ready", "models": models}
+    payload: dict[str, Any] = {"status": "ready" if is_ready else "not_ready", "models": models}
+    if state.engines is not None and state.engines.manager is not None:
+        payload["engines"] = state.engines.snapshot()
     return web.Response(
         body=orjson.dumps(payload), content_type=JSON, status=200 if is_ready else 503
     )
@@ -216,6 +254,12 @@ async def list_targets(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(payload), content_type=JSON)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition: the gateway's series and its engines' (gateway.metrics)."""
+    body = await request.app[STATE].telemetry.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
@@ -225,3 +269,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/v1/gateway/targets", list_targets)
+    app.router.add_get("/metrics", metrics)

@@ -19,8 +19,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def serve(config: GatewayConfig, *, host: str, port: int) -> None:
-    app = create_app(config)
+def serve(config: GatewayConfig, *, host: str, port: int, config_path: str | None = None) -> None:
+    # The path lets SIGHUP and POST /v1/gateway/reload re-read the access rules.
+    app = create_app(config, config_path=config_path)
     print(f"vllm-gateway listening on http://{host}:{port}/v1", file=sys.stderr, flush=True)
     web.run_app(
         app,

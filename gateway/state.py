@@ -8,9 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from adapters.base import Adapter
+from gateway.access import AccessControl
 from gateway.config import GatewayConfig
+from gateway.engines.runtime import LocalEngines
 from gateway.logs import AccessLog, AccessRecord
 from gateway.router import Router
+from gateway.telemetry import Telemetry
 from gateway.tokens import TokenCounter
 
 
@@ -21,7 +24,10 @@ class AppState:
     tokens: TokenCounter
     access_log: AccessLog
     log: Any
+    access: AccessControl  # keys, JWT, limits (gateway.access)
+    telemetry: Telemetry  # metrics, audit log, tracing (gateway.telemetry)
     adapters: dict[str, Adapter] = field(default_factory=dict)
+    engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
     started: float = 0.0
 
 

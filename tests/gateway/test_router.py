@@ -223,9 +223,13 @@ def balance_gateway(
     gateway.stop()
 
 
-def _targets(gateway: Gateway, model: str, n: int, **kwargs: Any) -> Counter[str]:
-    with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda _: chat(gateway, model, **kwargs), range(n)))
+def _targets(gateway: Gateway, model: str, n: int) -> Counter[str]:
+    body = {"model": model, "messages": USER}
+    with (
+        httpx.Client(base_url=gateway.base_url, timeout=30) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        responses = list(pool.map(lambda _: client.post("/chat/completions", json=body), range(n)))
     assert all(r.status_code == 200 for r in responses)
     return Counter(r.headers["x-gateway-target"] for r in responses)
 

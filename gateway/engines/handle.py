@@ -1,0 +1,106 @@
+"""One supervised engine as the rest of the gateway sees it: its URL, state
+and what went wrong. The ``EngineManager`` owns and updates the handles."""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from gateway.config import EngineConfig
+
+
+class EngineState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(eq=False)
+class EngineHandle:
+    name: str
+    config: EngineConfig
+    port: int
+    log_path: Path
+    state: EngineState = EngineState.STARTING
+    phase: str = "waiting"  # what the engine is doing now, for operators
+    pid: int | None = None  # the vLLM server process (not the reaper)
+    restarts: int = 0
+    error: str | None = None
+    load_seconds: float | None = None
+    ready_since: float | None = None
+    process: Any = field(default=None, repr=False)  # the reaper's asyncio Process
+    # Called each time the engine becomes ready (after a start or a restart).
+    on_ready: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+    @property
+    def served_name(self) -> str:
+        return self.config.name_for_clients
+
+    def is_ready(self) -> bool:
+        return self.state is EngineState.READY
+
+    def snapshot(self) -> dict[str, Any]:
+        """What /ready shows about the engine (no log contents: they may hold secrets)."""
+        return {
+            "state": self.state.value,
+            "phase": self.phase,
+            "family": self.config.family,
+            "model": self.served_name,
+            "url": self.base_url,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "load_seconds": self.load_seconds,
+            "error": self.error,
+            "log_file": str(self.log_path),
+        }
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as stream:
+            low, high = (int(part) for part in stream.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def allocate_port(taken: set[int], rng: random.Random | None = None) -> int:
+    """A free loopback port for an engine, chosen below the ephemeral range.
+
+    The engine binds it only after loading (seconds later); ports from the
+    ephemeral range could meanwhile be handed to some outgoing connection.
+    """
+    rng = rng or random.Random()
+    low, _ = _ephemeral_range()
+    floor = 20000 if low > 21000 else 1024
+    for _ in range(200):
+        port = rng.randrange(floor, low)
+        if port not in taken and _is_free(port):
+            return port
+    with socket.socket() as sock:  # a crowded range: let the kernel choose
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

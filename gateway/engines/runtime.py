@@ -1,0 +1,102 @@
+"""The local engines of one gateway run: manager, adapters, router targets and
+the startup summary, built in the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+from gateway.config import GatewayConfig, ModelConfig, TargetConfig, Timeouts
+from gateway.engines.adapter import EngineAdapter
+from gateway.engines.presets import default_sampling
+from gateway.engines.supervisor import EngineManager
+from gateway.health import TargetHealth
+from gateway.router import Target
+
+TABLE_HEADERS = ("MODEL", "ENGINE", "FAMILY", "STATE", "URL")
+
+
+class LocalEngines:
+    def __init__(self, config: GatewayConfig, log: Any, summary: IO[str] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.summary = summary if summary is not None else sys.stderr
+        self.manager = EngineManager(config.engines, log=log) if config.engines else None
+        handles = self.manager.handles if self.manager else {}
+        self.adapters = {name: EngineAdapter(handle) for name, handle in handles.items()}
+        self._report: asyncio.Task[None] | None = None
+
+    def target(
+        self,
+        spec: TargetConfig,
+        model: ModelConfig,
+        health: TargetHealth,
+        merge: Callable[..., Timeouts],
+    ) -> Target:
+        """The router's view of an ``{engine: name}`` target."""
+        assert spec.engine is not None
+        adapter = self.adapters[spec.engine]
+        engine = adapter.handle.config
+
+        def forget_failed_checks() -> None:
+            # Active health checks failed while the engine loaded; it is up now,
+            # so route to it at once rather than after the next check.
+            health.checked_healthy = None
+
+        adapter.handle.on_ready.append(forget_failed_checks)
+        return Target(
+            name=f"engine/{spec.engine}",
+            adapter=adapter,
+            upstream_model=adapter.handle.served_name,
+            health=health,
+            weight=spec.weight,
+            tier=spec.tier,
+            timeouts=merge(engine.timeouts, model.timeouts, spec.timeouts),
+            defaults=default_sampling(engine),
+            available=adapter.handle.is_ready,
+            context_window=engine.max_model_len,
+        )
+
+    def start(self) -> None:
+        if self.manager is None:
+            return
+        self.manager.start()
+        self._report = asyncio.create_task(self._report_when_settled())
+
+    async def aclose(self) -> None:
+        if self._report is not None:
+            self._report.cancel()
+        if self.manager is not None:
+            await self.manager.stop()
+        await asyncio.gather(*(adapter.aclose() for adapter in self.adapters.values()))
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return self.manager.snapshot() if self.manager else {}
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """One row per model target served by a local engine."""
+        rows: list[tuple[str, str, str, str, str]] = []
+        for model_name, model in self.config.models.items():
+            for spec in model.targets:
+                if spec.engine is None:
+                    continue
+                handle = self.adapters[spec.engine].handle
+                family: str = handle.config.family or "-"
+                rows.append((model_name, spec.engine, family, handle.state.value, handle.base_url))
+        return rows
+
+    async def _report_when_settled(self) -> None:
+        assert self.manager is not None
+        await self.manager.wait_settled()
+        print(render_table(TABLE_HEADERS, self.rows()), file=self.summary, flush=True)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    table = [list(headers), *(list(row) for row in rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    )

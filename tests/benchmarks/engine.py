@@ -1,0 +1,93 @@
+"""Workload (f): a real vLLM CPU engine on a tiny checkpoint, driven directly
+and through the gateway (and LiteLLM), completion tokens/s at 32 concurrent
+requests, streaming and not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.benchmarks.loads import PROMPT, Sizes, send
+from tests.benchmarks.procs import LOAD_CORE, Server, pinned, python_module
+from tests.benchmarks.subjects import Subject
+from tests.benchmarks.workloads import WorkloadResult
+from tests.helpers import ROOT, free_port
+
+CHECKPOINTS = Path.home() / ".cache" / "vllm-gateway-bench" / "checkpoints"
+SERVED_NAME = "tiny-llama3"
+FAMILY = "llama3"
+# Build through the checkpoint builder's public function, in a subprocess so
+# this process never imports torch.
+_BUILD = (
+    "import sys; from pathlib import Path; from gateway.engines.tiny import build_checkpoint; "
+    "print(build_checkpoint(sys.argv[1], Path(sys.argv[2])))"
+)
+
+Starter = Callable[[str, str], Subject]  # (upstream base url, upstream model) -> subject
+
+
+def build_tiny_checkpoint() -> Path:
+    done = subprocess.run(
+        [sys.executable, "-c", _BUILD, FAMILY, str(CHECKPOINTS)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"building the tiny checkpoint failed:\n{done.stderr[-2000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def start_engine(checkpoint: Path, log_dir: Path) -> Server:
+    """vLLM's OpenAI server on the load core, its CPU threads bound there too."""
+    port = free_port()
+    args = python_module(
+        "vllm.entrypoints.openai.api_server",
+        "--model", str(checkpoint), "--served-model-name", SERVED_NAME,
+        "--port", str(port), "--host", "127.0.0.1",
+        "--enforce-eager", "--max-model-len", "512",
+    )
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": LOAD_CORE}
+    server = Server("vllm", pinned(LOAD_CORE, args), port, log_dir, env=env)
+    server.wait_ready("/health", timeout=300)
+    return server
+
+
+def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) -> WorkloadResult:
+    """Tokens/s direct to the engine and through each starter's subject."""
+    stream_load, plain_load = sizes.engine_stream, sizes.engine_plain
+    result = WorkloadResult(
+        "f", f"vLLM CPU engine, tiny {FAMILY}, concurrency {stream_load.concurrency}",
+        {"stream": stream_load.describe(), "non_stream": plain_load.describe(),
+         "max_tokens": sizes.engine_max_tokens},
+    )
+    checkpoint = build_tiny_checkpoint()
+    engine = start_engine(checkpoint, log_dir)
+    try:
+        subjects = [Subject("direct", engine.url + "/v1", SERVED_NAME)]
+        subjects += [start(engine.url + "/v1", SERVED_NAME) for start in starters.values()]
+        # ignore_eos: every request generates exactly max_tokens, so runs compare like for like.
+        plain = {"messages": PROMPT, "max_tokens": sizes.engine_max_tokens, "ignore_eos": True}
+        stream = {**plain, "stream": True, "stream_options": {"include_usage": True}}
+        plain_runs, stream_runs = {}, {}
+        try:
+            for subject in subjects:
+                print(f"  (f) {subject.name} streaming ...", flush=True)
+                stream_runs[subject.name] = send(subject, stream_load, stream)
+                print(f"  (f) {subject.name} non-streaming ...", flush=True)
+                plain_runs[subject.name] = send(subject, plain_load, plain)
+        finally:
+            for subject in subjects:
+                if subject.server is not None:
+                    subject.server.stop()
+    finally:
+        engine.stop()
+    result.runs = {f"{name} (stream)": run for name, run in stream_runs.items()}
+    result.runs.update({f"{name} (non-stream)": run for name, run in plain_runs.items()})
+    result.metric("completion tokens/s, streaming", "tok/s", "ratio",
+                  lambda r: r["tokens_per_second"], runs=stream_runs)
+    result.metric("TTFT p50, streaming", "ms", "added", lambda r: r["ttft_ms"]["p50"],
+                  runs=stream_runs)
+    result.metric("completion tokens/s, non-streaming", "tok/s", "ratio",
+                  lambda r: r["tokens_per_second"], runs=plain_runs)
+    return result

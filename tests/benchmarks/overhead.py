@@ -1,0 +1,177 @@
+"""What the gateway adds to a request, against a direct call, on one core.
+
+``python -m tests.benchmarks.overhead`` runs workloads (a)-(f) and prints a
+markdown table; the table and a JSON file land in ``--out`` (bench-results/).
+
+  (a) non-streaming, concurrency 1: added p50/p99 latency
+  (b) non-streaming, concurrency 64, 20 s: requests/s
+  (c) streaming (16 chunks), concurrency 64: streams/s, time to first token
+  (d) soak, 100,000 requests: gateway RSS along the way
+  (e) startup: process start to /health ready, no engines
+  (f) a real vLLM CPU engine on a tiny checkpoint: completion tokens/s
+
+``--smoke`` shrinks every load to seconds (CI); ``--compare litellm`` also
+measures LiteLLM's proxy (installed once in its own venv) the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks import report
+from tests.benchmarks.engine import through_engine
+from tests.benchmarks.loads import FULL, SMOKE, Sizes
+from tests.benchmarks.mock_upstream import MODEL as MOCK_MODEL
+from tests.benchmarks.procs import Server
+from tests.benchmarks.subjects import (
+    Subject,
+    direct_subject,
+    start_gateway,
+    start_litellm,
+    start_mock,
+)
+from tests.benchmarks.system import machine_info
+from tests.benchmarks.workloads import (
+    WorkloadResult,
+    latency_at_one,
+    soak,
+    startup,
+    streaming,
+    throughput,
+)
+
+WORKLOADS = "abcdef"
+SMOKE_WORKLOADS = "abce"
+# (upstream base url, upstream model, log dir) -> a started subject
+Starter = Callable[[str, str, Path], Subject]
+STARTERS: dict[str, Starter] = {
+    "gateway": lambda url, model, logs: start_gateway(logs, url, model),
+    "litellm": lambda url, model, logs: start_litellm(logs, url, model),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, a few seconds (CI)")
+    parser.add_argument("--compare", default="", help="also measure: litellm")
+    parser.add_argument("--only", default="", help="workloads to run, e.g. a,b,c")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = parser.parse_args(argv)
+    args.compare = [c for c in args.compare.split(",") if c]
+    if any(c not in STARTERS or c == "gateway" for c in args.compare):
+        parser.error("--compare takes: litellm")
+    selected = args.only.replace(",", "") or (SMOKE_WORKLOADS if args.smoke else WORKLOADS)
+    if any(w not in WORKLOADS for w in selected):
+        parser.error(f"--only takes workloads among {','.join(WORKLOADS)}")
+    args.workloads = [w for w in WORKLOADS if w in selected]
+    return args
+
+
+def run_against_mock(
+    workloads: list[str], subjects: list[str], sizes: Sizes, logs: Path
+) -> list[WorkloadResult]:
+    """(a)-(e): every subject in front of the same mock upstream."""
+    results: list[WorkloadResult] = []
+    mock = start_mock(logs)
+    upstream = mock.url + "/v1"
+
+    def starter(name: str) -> Callable[[], Subject]:
+        return lambda: STARTERS[name](upstream, MOCK_MODEL, logs)
+
+    try:
+        steady = [w for w in workloads if w in "abc"]
+        if steady:
+            results += _steady_workloads(steady, mock, [starter(s) for s in subjects], sizes)
+        if "d" in workloads:
+            print("(d) soak", flush=True)
+            results.append(soak(starter("gateway"), sizes))
+            if len(subjects) > 1:
+                results[-1].notes.append("soak measures the gateway only (LiteLLM: hours)")
+        if "e" in workloads:
+            print("(e) startup", flush=True)
+            repeats = {name: sizes.startup_repeats if name == "gateway" else 1 for name in subjects}
+            results.append(startup({name: starter(name) for name in subjects}, repeats))
+    finally:
+        mock.stop()
+    return results
+
+
+def _steady_workloads(
+    workloads: list[str], mock: Server, starters: list[Callable[[], Subject]], sizes: Sizes
+) -> list[WorkloadResult]:
+    subjects = [direct_subject(mock, MOCK_MODEL)]
+    try:
+        for start in starters:
+            subjects.append(start())
+        steps = {"a": latency_at_one, "b": throughput, "c": streaming}
+        results = []
+        for workload in workloads:
+            print(f"({workload})", flush=True)
+            results.append(steps[workload](subjects, sizes))
+        return results
+    finally:
+        for subject in subjects:
+            if subject.server is not None:
+                subject.server.stop()
+
+
+def _engine_starter(name: str, logs: Path) -> Callable[[str, str], Subject]:
+    def start(upstream: str, model: str) -> Subject:
+        return STARTERS[name](upstream, model, logs)
+
+    return start
+
+
+def run_engine(subjects: list[str], sizes: Sizes, logs: Path) -> WorkloadResult:
+    print("(f) vLLM engine", flush=True)
+    starters = {name: _engine_starter(name, logs) for name in subjects}
+    try:
+        return through_engine(logs, sizes, starters)
+    except RuntimeError as exc:
+        pending = WorkloadResult("f", "vLLM CPU engine on a tiny checkpoint", {})
+        pending.notes.append(f"pending: {str(exc).splitlines()[0]}")
+        print(f"  (f) pending: {exc}", file=sys.stderr, flush=True)
+        return pending
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    subjects = ["gateway", *args.compare]
+    meta: dict[str, Any] = {
+        "mode": "smoke" if args.smoke else "full",
+        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": shlex.join(
+            ["python", "-m", "tests.benchmarks.overhead", *(argv or sys.argv[1:])]
+        ),
+        "machine": machine_info(),
+        "layout": {"gateway_core": 0, "upstream_and_driver_core": 1},
+    }
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vllm-gateway-bench-") as tmp:
+        logs = Path(tmp)
+        results = run_against_mock([w for w in args.workloads if w != "f"], subjects, sizes, logs)
+        if "f" in args.workloads:
+            results.append(run_engine(subjects, sizes, logs))
+    meta["seconds"] = round(time.perf_counter() - began, 1)
+    table_path, json_path = report.write(results, meta, args.out)
+    print()
+    print(table_path.read_text())
+    print(f"wrote {table_path} and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

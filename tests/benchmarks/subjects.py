@@ -1,0 +1,105 @@
+"""What a run measures: the mock upstream (``direct``), the gateway as deployed,
+and, with ``--compare litellm``, LiteLLM's proxy, each started the same way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.benchmarks.configs import (
+    PUBLIC_MODEL,
+    gateway_bench_config,
+    gateway_client_headers,
+    litellm_bench_config,
+    litellm_client_headers,
+)
+from tests.benchmarks.procs import GATEWAY_CORE, LOAD_CORE, Server, pinned, python_module
+from tests.helpers import free_port
+
+LITELLM_VENV = Path.home() / ".cache" / "vllm-gateway-bench" / "litellm-venv"
+LITELLM_ENV = {
+    # No internet here: LiteLLM's cost map comes from its package, not GitHub.
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOG": "ERROR",
+}
+
+
+@dataclass(slots=True)
+class Subject:
+    """Something the driver sends load to."""
+
+    name: str
+    base_url: str  # ends in /v1
+    model: str
+    headers: dict[str, str] = field(default_factory=dict)
+    server: Server | None = None  # None for direct: the upstream is not under test
+
+    @property
+    def chat_url(self) -> str:
+        return self.base_url + "/chat/completions"
+
+
+def start_mock(log_dir: Path, chunks: int = 16) -> Server:
+    port = free_port()
+    args = python_module(
+        "tests.benchmarks.mock_upstream", "--port", str(port), "--chunks", str(chunks)
+    )
+    server = Server("mock", pinned(LOAD_CORE, args), port, log_dir)
+    server.wait_ready("/health", timeout=20)
+    return server
+
+
+def start_gateway(
+    log_dir: Path, upstream_base_url: str, upstream_model: str, name: str = "gateway"
+) -> Subject:
+    """``python -m gateway serve`` alone on the gateway core, as deployed."""
+    port = free_port()
+    config = gateway_bench_config(
+        upstream_base_url, upstream_model, log_dir / f"{name}-{port}-access.log"
+    )
+    config_path = log_dir / f"{name}-{port}.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    args = python_module("gateway", "serve", "--config", str(config_path), "--port", str(port))
+    server = Server(name, pinned(GATEWAY_CORE, args), port, log_dir)
+    server.wait_ready("/health", timeout=30)
+    return Subject(name, server.url + "/v1", PUBLIC_MODEL, gateway_client_headers(), server)
+
+
+def direct_subject(mock: Server, model: str) -> Subject:
+    return Subject("direct", mock.url + "/v1", model)
+
+
+def ensure_litellm(log: Path) -> Path:
+    """LiteLLM's proxy in a venv of its own (created once, then reused)."""
+    executable = LITELLM_VENV / "bin" / "litellm"
+    if executable.exists():
+        return executable
+    print(f"installing litellm[proxy] into {LITELLM_VENV} (once)", file=sys.stderr, flush=True)
+    with open(log, "wb") as out:
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "litellm[proxy]"],
+            check=True, stdout=out, stderr=subprocess.STDOUT,
+        )
+    return executable
+
+
+def start_litellm(
+    log_dir: Path, upstream_base_url: str, upstream_model: str, name: str = "litellm"
+) -> Subject:
+    """LiteLLM's proxy, one worker, alone on the gateway core."""
+    executable = ensure_litellm(log_dir / "litellm-install.log")
+    port = free_port()
+    config_path = log_dir / f"{name}-{port}.yaml"
+    config_path.write_text(
+        yaml.safe_dump(litellm_bench_config(upstream_base_url, upstream_model), sort_keys=False)
+    )
+    args = [str(executable), "--config", str(config_path), "--host", "127.0.0.1",
+            "--port", str(port), "--num_workers", "1"]
+    server = Server(name, pinned(GATEWAY_CORE, args), port, log_dir, env=LITELLM_ENV)
+    server.wait_ready("/health/liveliness", timeout=180)
+    return Subject(name, server.url + "/v1", PUBLIC_MODEL, litellm_client_headers(), server)

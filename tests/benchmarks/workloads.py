@@ -1,0 +1,155 @@
+"""Workloads (a)-(e): each drives every subject the same way and turns the
+driver's summaries into metrics compared against ``direct``."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tests.benchmarks.loads import CHAT, STREAM, Load, Sizes, send
+from tests.benchmarks.subjects import Subject
+from tests.benchmarks.system import rss_mb
+
+# How a subject's figure reads against direct's: a latency is "added"
+# (subject minus direct), a rate is a "ratio" (subject / direct), and an
+# "absolute" figure has no direct counterpart (memory, startup).
+Comparison = Literal["added", "ratio", "absolute"]
+
+
+@dataclass(slots=True)
+class Metric:
+    name: str
+    unit: str
+    comparison: Comparison
+    values: dict[str, float | None]  # subject name -> figure
+
+
+@dataclass(slots=True)
+class WorkloadResult:
+    id: str
+    title: str
+    load: dict[str, Any]
+    metrics: list[Metric] = field(default_factory=list)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> driver summary
+    notes: list[str] = field(default_factory=list)
+
+    def metric(
+        self,
+        name: str,
+        unit: str,
+        comparison: Comparison,
+        pick: Callable[[dict[str, Any]], float | None],
+        runs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Add a metric picked from each subject's run (``runs`` defaults to this result's)."""
+        source = self.runs if runs is None else runs
+        values: dict[str, float | None] = {n: pick(run) for n, run in source.items()}
+        self.metrics.append(Metric(name, unit, comparison, values))
+
+
+def _cpu_per_request(run: dict[str, Any]) -> float | None:
+    """The subject process's own CPU per request (None for direct: no subject process)."""
+    value = run.get("subject_cpu_ms_per_request")
+    return None if value is None else float(value)
+
+
+def _drive_all(
+    result: WorkloadResult, subjects: list[Subject], load: Load, body: dict[str, Any]
+) -> None:
+    for subject in subjects:
+        print(f"  ({result.id}) {subject.name} ...", flush=True)
+        result.runs[subject.name] = send(subject, load, body)
+
+
+def latency_at_one(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
+    load = sizes.latency
+    result = WorkloadResult("a", "non-streaming, concurrency 1", load.describe())
+    _drive_all(result, subjects, load, CHAT)
+    result.metric("latency p50", "ms", "added", lambda r: r["latency_ms"]["p50"])
+    result.metric("latency p99", "ms", "added", lambda r: r["latency_ms"]["p99"])
+    return result
+
+
+def throughput(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
+    load = sizes.throughput
+    result = WorkloadResult("b", f"non-streaming, concurrency {load.concurrency}", load.describe())
+    _drive_all(result, subjects, load, CHAT)
+    result.metric("requests/s", "req/s", "ratio", lambda r: r["per_second"])
+    result.metric("latency p99", "ms", "added", lambda r: r["latency_ms"]["p99"])
+    result.metric("CPU per request", "ms", "absolute", _cpu_per_request)
+    return result
+
+
+def streaming(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
+    load = sizes.streaming
+    result = WorkloadResult(
+        "c", f"streaming 16 chunks, concurrency {load.concurrency}", load.describe()
+    )
+    _drive_all(result, subjects, load, STREAM)
+    result.metric("streams/s", "streams/s", "ratio", lambda r: r["per_second"])
+    result.metric("TTFT p50", "ms", "added", lambda r: r["ttft_ms"]["p50"])
+    result.metric("TTFT p99", "ms", "added", lambda r: r["ttft_ms"]["p99"])
+    result.metric("CPU per stream", "ms", "absolute", _cpu_per_request)
+    for name, run in result.runs.items():
+        # 16 content events + the usage event + [DONE]: anything else is a broken relay.
+        if run["requests"] and run["events_per_reply"] != 18:
+            events = run["events_per_reply"]
+            result.notes.append(f"{name}: {events} SSE events per stream, expected 18")
+    return result
+
+
+def soak(start: Callable[[], Subject], sizes: Sizes) -> WorkloadResult:
+    """A fresh gateway process: its RSS when ready and as the request count
+    passes each checkpoint."""
+    load = sizes.soak
+    result = WorkloadResult("d", f"soak, {load.requests:,} requests", load.describe())
+    subject = start()
+    assert subject.server is not None
+    pid = subject.server.pid
+    rss = {"ready": rss_mb(pid)}
+
+    def sample(completed: int) -> None:
+        rss[f"{completed:,}"] = rss_mb(pid)
+
+    print(f"  (d) {subject.name} ...", flush=True)
+    try:
+        result.runs[subject.name] = send(subject, load, CHAT, on_checkpoint=sample)
+    finally:
+        subject.server.stop()
+    for label, value in rss.items():
+        result.metrics.append(Metric(f"RSS at {label}", "MB", "absolute", {subject.name: value}))
+    checkpoints = [f"{c:,}" for c in load.checkpoints]
+    if len(checkpoints) >= 2 and all(c in rss for c in checkpoints):
+        middle, last = rss[checkpoints[-2]], rss[checkpoints[-1]]
+        growth = round(100.0 * (last - middle) / middle, 1)
+        result.metrics.append(
+            Metric(f"RSS growth {checkpoints[-2]} -> {checkpoints[-1]}", "%", "absolute",
+                   {subject.name: growth})
+        )
+    result.metrics.append(
+        Metric("requests/s during soak", "req/s", "absolute",
+               {subject.name: result.runs[subject.name]["per_second"]})
+    )
+    return result
+
+
+def startup(starters: dict[str, Callable[[], Subject]], repeats: dict[str, int]) -> WorkloadResult:
+    """Process start to its health endpoint answering, no engines; median of a few starts."""
+    result = WorkloadResult("e", "startup to /health ready, no engines", {"repeats": repeats})
+    median: dict[str, float | None] = {}
+    worst: dict[str, float | None] = {}
+    for name, start in starters.items():
+        times = []
+        for _ in range(repeats[name]):
+            subject = start()
+            assert subject.server is not None
+            times.append(subject.server.ready_after)
+            subject.server.stop()
+        print(f"  (e) {name}: {', '.join(f'{t:.3f}' for t in times)} s", flush=True)
+        median[name] = round(statistics.median(times), 3)
+        worst[name] = round(max(times), 3)
+    result.metrics.append(Metric("startup median", "s", "absolute", median))
+    result.metrics.append(Metric("startup max", "s", "absolute", worst))
+    return result
