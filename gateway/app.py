@@ -93,6 +93,7 @@ def build_router(
                     weight=spec.weight,
                     tier=spec.tier,
                     timeouts=merged_timeouts(provider.timeouts, model.timeouts, spec.timeouts),
+                    defaults=spec.sampling,
                 )
             )
         models[name] = make_model(name, targets, model, routing.retries, created, rng)

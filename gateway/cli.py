@@ -72,7 +72,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else config.server.port
     if args.demo:
         print(demo.banner(config, host, port), file=sys.stderr, flush=True)
-    serve(config, host=host, port=port, config_path=config_path)
+    serve(
+        config,
+        host=host,
+        port=port,
+        config_path=config_path,
+        workers=args.workers,
+        certfile=args.ssl_certfile,
+        keyfile=args.ssl_keyfile,
+    )
     return 0
 
 
@@ -98,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="ignore --config and serve three tiny local engines (llama3, qwen2, deepseek-r1), "
         "built on first run",
     )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
+    )
+    serve.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
+    serve.add_argument("--ssl-keyfile", default=None, help="...and this private key")
     serve.set_defaults(func=cmd_serve)
 
     tiny = commands.add_parser(

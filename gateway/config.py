@@ -160,6 +160,9 @@ class TargetConfig(Strict):
     tier: int = Field(1, ge=1)
     max_concurrency: int | None = Field(None, gt=0, description="Admission limit")
     timeouts: Timeouts | None = None
+    sampling: dict[str, float | int] = Field(
+        default_factory=dict, description="Request defaults applied when the client sets none"
+    )
 
     @model_validator(mode="after")
     def _one_backend(self) -> TargetConfig:
