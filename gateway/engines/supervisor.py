@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -41,6 +42,8 @@ from gateway.engines.logfile import (
 )
 from gateway.engines.presets import EngineCommand, build_command
 from gateway.errors import EngineStartError
+
+LOG_DIR_ENV = "VLLM_GATEWAY_ENGINE_LOG_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,13 @@ class EngineManager:
         self.python = python
         self.policy = policy or RestartPolicy()
         self.cache_dir = cache_dir or default_cache_dir()
-        if log_dir is None:
-            log_dir = Path(tempfile.mkdtemp(prefix="vllm-gateway-engines-")) if engines else Path()
-        self.log_dir = log_dir
+        # Engine logs go to $VLLM_GATEWAY_ENGINE_LOG_DIR (kept), else to a
+        # temporary directory removed at a clean stop (kept if an engine failed).
+        given = log_dir or os.environ.get(LOG_DIR_ENV)
+        self._temporary_logs = given is None and bool(engines)
+        if given is None:
+            given = tempfile.mkdtemp(prefix="vllm-gateway-engines-") if engines else "."
+        self.log_dir = Path(given)
         taken: set[int] = {e.port for e in engines.values() if e.port}
         self.handles: dict[str, EngineHandle] = {}
         for name, config in engines.items():
@@ -116,13 +123,16 @@ class EngineManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(self._terminate(h) for h in self.handles.values()))
-        for handle in self.handles.values():
-            handle.state = EngineState.STOPPED
         if self._flags is not None and not self._flags.done():
             self._flags.cancel()
         if self._session is not None:
             await self._session.close()
-        self.log.info("engine.all_stopped", engines=len(self.handles))
+        failed = [h.name for h in self.handles.values() if h.error is not None]
+        if self._temporary_logs and not failed:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+        for handle in self.handles.values():
+            handle.state = EngineState.STOPPED
+        self.log.info("engine.all_stopped", engines=len(self.handles), logs_kept_for=failed)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: handle.snapshot() for name, handle in self.handles.items()}

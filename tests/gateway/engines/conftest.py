@@ -123,7 +123,9 @@ class EngineGateway:
 def launch_engine_gateway(tmp: Path, config: dict[str, Any]) -> EngineGateway:
     """Start the gateway; it answers /health at once while its engines load."""
     started = time.monotonic()
-    gateway = Gateway(tmp, config, startup_timeout=60)
+    # Engine logs under the test's own directory, not the system temp dir.
+    env = {"VLLM_GATEWAY_ENGINE_LOG_DIR": str(tmp / "engine-logs")}
+    gateway = Gateway(tmp, config, env=env, startup_timeout=60)
     return EngineGateway(gateway, time.monotonic() - started, ready_payload(gateway))
 
 
