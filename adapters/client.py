@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from adapters.fasthttp import FastPool
+from adapters.fasthttp import headers as response_headers
 from adapters.http import (
     JSON_HEADERS,
     client_timeout,
@@ -82,6 +84,10 @@ class ProviderClient:
         self.what = what
         self._error = error
         self._session = make_session(headers, max_connections, what)
+        # JSON calls go through the lean pools (one per origin); streams use aiohttp.
+        self._headers = dict(headers)
+        self._max_connections = max_connections
+        self._pools: dict[str, FastPool] = {}
         # Timeouts are per call site, but the common case is the provider's own:
         # keep those aiohttp objects prebuilt instead of allocating per request.
         self._default = timeouts
@@ -94,15 +100,21 @@ class ProviderClient:
         return client_timeout(timeouts, streaming=streaming)
 
     async def post(self, url: str, body: Any, timeouts: Timeouts) -> Body:
-        async with transport_errors(self.what), self._session.post(
-            url,
-            data=orjson.dumps(body),
-            headers=JSON_HEADERS,
-            timeout=self._timeouts(timeouts, streaming=False),
-        ) as response:
-            raw = await response.read()
-            if response.status >= 400:
-                raise self._error(response.status, raw, response.headers)
+        origin = url[: url.find("/", url.find("//") + 2)]
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = FastPool(
+                origin, self._headers, self._max_connections, self.what
+            )
+        try:
+            async with asyncio.timeout(timeouts.total):
+                status, raw_headers, raw = await pool.post(
+                    url, orjson.dumps(body), timeouts.connect
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(f"{self.what} timed out") from exc
+        if status >= 400:
+            raise self._error(status, raw, response_headers(raw_headers))
         return parse_json_object(raw, self.what)
 
     async def get(self, url: str) -> Body:
@@ -171,4 +183,6 @@ class ProviderClient:
                     response.close()
 
     async def aclose(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
         await self._session.close()

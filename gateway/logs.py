@@ -34,6 +34,8 @@ def make_logger(stream: Any = None, *, name: str = "gateway") -> Any:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
+        # Tracebacks go to the server's log (as text), never to a client.
+        structlog.processors.format_exc_info,
     ]
     if console:
         processors.append(structlog.dev.ConsoleRenderer(colors=False))

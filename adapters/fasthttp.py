@@ -1,0 +1,208 @@
+"""A lean HTTP/1.1 keep-alive client for the non-streaming request path.
+
+Profiling the gateway at saturation put aiohttp's ``ClientSession._request``
+at over a quarter of all CPU: per call it builds request and response objects,
+header multidicts, timer handles and tracing hooks the gateway never uses.
+This client does only what a JSON POST to an upstream needs: a pooled
+connection per request, one prebuilt header block per URL, and httptools to
+parse the answer. Streams keep aiohttp (``adapters.client``), whose readers
+the SSE decoders use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections import deque
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import httptools
+from multidict import CIMultiDict
+
+from gateway.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes, bool]] | None
+        self.waiter = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.received = False
+        self.open = False
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self.open = True
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed HTTP response ({exc})"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        self._fail(ConnectionResetError("the upstream closed the connection"))
+
+    # -- httptools callbacks --------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            status = self.parser.get_status_code()
+            keep = self.parser.should_keep_alive()
+            waiter.set_result((status, self.headers, b"".join(self.body), keep))
+
+    # -- requests -------------------------------------------------------------
+
+    def _fail(self, error: Exception) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        if self.transport is not None and self.open:
+            self.transport.close()
+
+    async def send(self, request: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
+        assert self.transport is not None
+        self.headers, self.body, self.received = [], [], False
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None and self.open:
+            self.transport.close()
+        self.open = False
+
+
+class FastPool:
+    """Keep-alive connections to one upstream (scheme, host and port of ``base_url``)."""
+
+    def __init__(
+        self, base_url: str, headers: Mapping[str, str], max_connections: int, what: str
+    ) -> None:
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        fixed = [f"Host: {host_header}", "Content-Type: application/json"]
+        fixed += [f"{name}: {value}" for name, value in headers.items()]
+        self._fixed = ("\r\n".join(fixed) + "\r\n").encode("latin-1")
+        self._prefixes: dict[str, bytes] = {}
+        self._idle: deque[_Connection] = deque()
+        self._size = 0
+        self._max = max_connections
+        self._freed: asyncio.Event | None = None
+        self.what = what
+
+    def _prefix(self, url: str) -> bytes:
+        prefix = self._prefixes.get(url)
+        if prefix is None:
+            parts = urlsplit(url)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            prefix = f"POST {target} HTTP/1.1\r\n".encode("latin-1") + self._fixed
+            self._prefixes[url] = prefix
+        return prefix
+
+    async def post(
+        self, url: str, body: bytes, connect_timeout: float | None
+    ) -> tuple[int, RawHeaders, bytes]:
+        """Status, raw headers and body of one POST (see ``headers`` to read them)."""
+        request = b"%sContent-Length: %d\r\n\r\n%s" % (self._prefix(url), len(body), body)
+        while True:
+            connection, reused = await self._acquire(connect_timeout)
+            try:
+                status, raw_headers, raw, keep = await connection.send(request)
+            except ConnectionResetError as exc:
+                self._discard(connection)
+                # An idle connection the upstream had already closed: it never
+                # saw the request, so sending it again on a fresh one is safe.
+                if reused and not connection.received:
+                    continue
+                raise UpstreamError(f"{self.what} closed the connection mid-response") from exc
+            except BaseException:
+                self._discard(connection)  # cancelled or failed mid-request: never reuse
+                raise
+            if keep and connection.open:
+                self._release(connection)
+            else:
+                self._discard(connection)
+            return status, raw_headers, _decoded(raw, raw_headers)
+
+    async def _acquire(self, connect_timeout: float | None) -> tuple[_Connection, bool]:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.open:
+                return connection, True
+            self._size -= 1
+        while self._size >= self._max:
+            if self._freed is None:
+                self._freed = asyncio.Event()
+            self._freed.clear()
+            await self._freed.wait()
+            if self._idle:
+                return await self._acquire(connect_timeout)
+        self._size += 1
+        try:
+            async with asyncio.timeout(connect_timeout):
+                _, connection = await asyncio.get_running_loop().create_connection(
+                    _Connection, self.host, self.port, ssl=self.ssl
+                )
+        except TimeoutError as exc:
+            self._size -= 1
+            raise UpstreamTimeoutError(f"{self.what} did not accept a connection in time") from exc
+        except OSError as exc:
+            self._size -= 1
+            raise UpstreamUnavailableError(f"{self.what} is unreachable") from exc
+        except BaseException:
+            self._size -= 1
+            raise
+        return connection, False
+
+    def _release(self, connection: _Connection) -> None:
+        self._idle.append(connection)
+        if self._freed is not None:
+            self._freed.set()
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._size -= 1
+        if self._freed is not None:
+            self._freed.set()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+        self._size = 0
+
+
+def headers(raw: RawHeaders) -> CIMultiDict[str]:
+    """Response headers as aiohttp gives them (case-insensitive), for error mapping."""
+    return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+
+
+def _decoded(raw: bytes, raw_headers: RawHeaders) -> bytes:
+    """The body, decompressed in the rare case an upstream compressed it unasked."""
+    for name, value in raw_headers:
+        if name.lower() == b"content-encoding" and value.lower() in (b"gzip", b"deflate"):
+            return zlib.decompress(raw, wbits=47)  # 47: gzip or zlib header, detected
+    return raw
