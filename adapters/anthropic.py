@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 
 from adapters.anthropic_format import (
@@ -21,6 +20,7 @@ from adapters.anthropic_format import (
 )
 from adapters.anthropic_stream import AnthropicStream
 from adapters.client import FailedStream, ProviderClient, iter_sse_data
+from adapters.fasthttp import StreamedResponse
 from adapters.translation import Body, unsupported_endpoint
 from gateway.config import AnthropicProviderConfig, Timeouts
 from gateway.errors import UpstreamError
@@ -56,7 +56,7 @@ class AnthropicAdapter:
 
         return self._client.stream(self._base + "/messages", make_request, timeouts, self._chunks)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
+    async def _chunks(self, response: StreamedResponse) -> AsyncIterator[Body]:
         stream = AnthropicStream(int(time.time()))
         async for data in iter_sse_data(response):
             try:

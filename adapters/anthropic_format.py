@@ -39,9 +39,22 @@ PROVIDER = "anthropic"
 
 _MAPPED = frozenset(
     {
-        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-        "top_k", "stop", "stream", "stream_options", "tools", "tool_choice",
-        "parallel_tool_calls", "reasoning_effort", "user", "safety_identifier",
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "user",
+        "safety_identifier",
     }
 )
 _NEUTRAL = {**NEUTRAL_VALUES, "response_format": ({"type": "text"},)}

@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.fasthttp import FastPool
+from adapters.fasthttp import FastPool, StreamedResponse
 from adapters.fasthttp import headers as response_headers
 from adapters.http import (
-    JSON_HEADERS,
     client_timeout,
     make_session,
     parse_json_object,
@@ -30,10 +29,10 @@ from gateway.errors import GatewayError, UpstreamTimeoutError
 
 Body = dict[str, Any]
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
-Decoder = Callable[[aiohttp.ClientResponse], AsyncIterator[Body]]
+Decoder = Callable[[StreamedResponse], AsyncIterator[Body]]
 
 
-async def iter_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def iter_sse_data(response: StreamedResponse) -> AsyncIterator[bytes]:
     """The ``data`` of each complete SSE event, multi-line data joined, until the body ends.
 
     An event cut off by the end of the body is discarded, as the SSE spec says;
@@ -99,13 +98,17 @@ class ProviderClient:
             return self._stream_timeout if streaming else self._timeout
         return client_timeout(timeouts, streaming=streaming)
 
-    async def post(self, url: str, body: Any, timeouts: Timeouts) -> Body:
+    def _pool(self, url: str) -> FastPool:
         origin = url[: url.find("/", url.find("//") + 2)]
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = FastPool(
                 origin, self._headers, self._max_connections, self.what
             )
+        return pool
+
+    async def post(self, url: str, body: Any, timeouts: Timeouts) -> Body:
+        pool = self._pool(url)
         try:
             async with asyncio.timeout(timeouts.total):
                 status, raw_headers, raw = await pool.post(
@@ -151,11 +154,8 @@ class ProviderClient:
             # Nothing is yielded inside this block: the limit covers connect,
             # headers and the first chunk, all awaited in the caller's task.
             async with asyncio.timeout(timeouts.first_token):
-                response = await self._session.post(
-                    url,
-                    data=orjson.dumps(body),
-                    headers=JSON_HEADERS,
-                    timeout=self._timeouts(timeouts, streaming=True),
+                response = await self._pool(url).stream(
+                    url, orjson.dumps(body), timeouts.connect, timeouts.idle
                 )
                 try:
                     if response.status >= 400:

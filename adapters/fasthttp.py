@@ -5,8 +5,8 @@ at over a quarter of all CPU: per call it builds request and response objects,
 header multidicts, timer handles and tracing hooks the gateway never uses.
 This client does only what a JSON POST to an upstream needs: a pooled
 connection per request, one prebuilt header block per URL, and httptools to
-parse the answer. Streams keep aiohttp (``adapters.client``), whose readers
-the SSE decoders use.
+parse the answer, whole (``FastPool.post``) or as a stream read line by line
+by the SSE decoders (``FastPool.stream``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.received = False
         self.open = False
+        # Set while a streamed answer is being read.
+        self.stream: StreamedResponse | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -54,6 +56,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        if self.stream is not None:
+            self.stream.failed(UpstreamError("the upstream closed the connection mid-stream"))
         self._fail(ConnectionResetError("the upstream closed the connection"))
 
     # -- httptools callbacks --------------------------------------------------
@@ -61,10 +65,20 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
+    def on_headers_complete(self) -> None:
+        if self.stream is not None:
+            self.stream.started(self.parser.get_status_code(), self.headers)
+
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if self.stream is not None:
+            self.stream.fed(body)
+        else:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.stream is not None:
+            self.stream.ended(self.parser.should_keep_alive())
+            return
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             status = self.parser.get_status_code()
@@ -91,6 +105,114 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and self.open:
             self.transport.close()
         self.open = False
+
+
+class StreamedResponse:
+    """A streamed answer: status and headers, then the body line by line.
+
+    Reading pauses the socket when the unread buffer grows (a slow client
+    slows the upstream instead of filling memory)."""
+
+    HIGH_WATER = 256 * 1024
+
+    def __init__(self, pool: FastPool, connection: _Connection, idle: float | None) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._idle = idle
+        self._buffer = bytearray()
+        self._eof = False
+        self._keep_alive = False
+        self._error: Exception | None = None
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.status = 0
+        self.raw_headers: RawHeaders = []
+        self.content = self  # the decoders read ``response.content.readline()``
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        return headers(self.raw_headers)
+
+    # -- fed by the connection ------------------------------------------------
+
+    def started(self, status: int, raw_headers: RawHeaders) -> None:
+        self.status, self.raw_headers = status, raw_headers
+        self._wake()
+
+    def fed(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > self.HIGH_WATER and not self._paused:
+            self._paused = True
+            assert self._connection.transport is not None
+            self._connection.transport.pause_reading()
+        self._wake()
+
+    def ended(self, keep_alive: bool) -> None:
+        self._eof, self._keep_alive = True, keep_alive
+        self._wake()
+
+    def failed(self, error: Exception) -> None:
+        if not self._eof:
+            self._error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, limit: float | None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._waiter = asyncio.get_running_loop().create_future()
+        async with asyncio.timeout(limit):
+            await self._waiter
+
+    # -- read by the decoders -------------------------------------------------
+
+    async def wait_headers(self) -> None:
+        while not self.status:
+            await self._wait(None)
+
+    async def readline(self) -> bytes:
+        """The next line with its newline; at the end, what is left, then b""."""
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                if self._paused and len(self._buffer) < self.HIGH_WATER // 2:
+                    self._paused = False
+                    assert self._connection.transport is not None
+                    self._connection.transport.resume_reading()
+                return line
+            if self._eof:
+                rest = bytes(self._buffer)
+                self._buffer.clear()
+                return rest
+            await self._wait(self._idle)
+
+    async def read(self) -> bytes:
+        while not self._eof:
+            await self._wait(self._idle)
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return _decoded(rest, self.raw_headers)
+
+    # -- the connection's fate ------------------------------------------------
+
+    def release(self) -> None:
+        """Done with a fully read answer: the connection goes back to the pool."""
+        connection, self._connection.stream = self._connection, None
+        if self._eof and self._keep_alive and connection.open and not self._buffer:
+            self._pool._release(connection)
+        else:
+            self._pool._discard(connection)
+
+    def close(self) -> None:
+        """Abandon the answer: closing the connection tells the upstream to stop."""
+        self._connection.stream = None
+        self._pool._discard(self._connection)
 
 
 class FastPool:
@@ -147,6 +269,30 @@ class FastPool:
             else:
                 self._discard(connection)
             return status, raw_headers, _decoded(raw, raw_headers)
+
+    async def stream(
+        self, url: str, body: bytes, connect_timeout: float | None, idle: float | None
+    ) -> StreamedResponse:
+        """Send a POST whose answer is read as it arrives; returns once headers are in."""
+        request = b"%sContent-Length: %d\r\n\r\n%s" % (self._prefix(url), len(body), body)
+        while True:
+            connection, reused = await self._acquire(connect_timeout)
+            response = StreamedResponse(self, connection, idle)
+            connection.stream = response
+            try:
+                assert connection.transport is not None
+                connection.received = False
+                connection.transport.write(request)
+                await response.wait_headers()
+                return response
+            except UpstreamError:
+                response.close()
+                if reused and not connection.received:
+                    continue  # a stale idle connection: it never saw the request
+                raise
+            except BaseException:
+                response.close()
+                raise
 
     async def _acquire(self, connect_timeout: float | None) -> tuple[_Connection, bool]:
         while self._idle:

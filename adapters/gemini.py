@@ -12,10 +12,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 
 from adapters.client import FailedStream, ProviderClient, iter_sse_data
+from adapters.fasthttp import StreamedResponse
 from adapters.gemini_embed import from_embed_response, to_embed_request
 from adapters.gemini_format import (
     GeminiOptions,
@@ -68,7 +68,7 @@ class GeminiAdapter:
 
         return self._client.stream(url, make_request, timeouts, self._chunks)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
+    async def _chunks(self, response: StreamedResponse) -> AsyncIterator[Body]:
         stream = GeminiStream(int(time.time()), _call_id_prefix())
         async for data in iter_sse_data(response):
             try:

@@ -46,9 +46,23 @@ PROVIDER = "gemini"
 
 _MAPPED = frozenset(
     {
-        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-        "top_k", "stop", "n", "presence_penalty", "frequency_penalty", "seed",
-        "response_format", "tools", "tool_choice", "reasoning_effort", "stream",
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "reasoning_effort",
+        "stream",
         "stream_options",
     }
 )

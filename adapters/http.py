@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from adapters.fasthttp import StreamedResponse
 from gateway.config import Timeouts
 from gateway.errors import (
     GatewayError,
@@ -103,9 +104,7 @@ async def transport_errors(what: str) -> AsyncIterator[None]:
         raise UpstreamError(f"{what} failed: {type(exc).__name__}") from exc
 
 
-async def iter_sse_json(
-    response: aiohttp.ClientResponse, what: str
-) -> AsyncIterator[dict[str, Any]]:
+async def iter_sse_json(response: StreamedResponse, what: str) -> AsyncIterator[dict[str, Any]]:
     """Yield each ``data:`` JSON object of an SSE body until ``[DONE]``.
 
     A body that ends without ``[DONE]`` is an error, so a truncated upstream

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
-
 from adapters.client import ProviderClient
+from adapters.fasthttp import StreamedResponse
 from adapters.http import iter_sse_json
 from gateway.config import OpenAIProviderConfig, Timeouts
 
@@ -36,7 +35,7 @@ class OpenAIAdapter:
         """Where a call goes; OpenAI's API names the model in the body, not the URL."""
         return self._base + path
 
-    def _decode(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
+    def _decode(self, response: StreamedResponse) -> AsyncIterator[Body]:
         return iter_sse_json(response, self._client.what)
 
     async def _post(self, path: str, body: Body, timeouts: Timeouts) -> Body:

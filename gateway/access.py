@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,7 +39,12 @@ from gateway.limits import (
     ratelimit_headers,
 )
 from gateway.limits_redis import RedisLimiter
+from gateway.live_routing import RELOADABLE_SECTIONS
 from gateway.tokens import TokenCounter
+
+# Another part of the config a reload applies (the routing table): it checks
+# the new config (ConfigError refuses the whole reload) and returns its commit.
+ReloadStep = Callable[[GatewayConfig], Callable[[], None]]
 
 OPEN_WARNING = (
     "AUTH IS OFF: anyone who can reach this gateway can call every model without limits; "
@@ -210,6 +215,7 @@ class AccessControl:
             self.limiter = MemoryLimiter()
         self._free = FreeGrant()
         self._reload_lock = asyncio.Lock()
+        self.reload_steps: list[ReloadStep] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -272,7 +278,8 @@ class AccessControl:
         return described
 
     async def reload(self) -> Policy:
-        """Re-read the config file and swap in its access rules (all or nothing)."""
+        """Re-read the config file and swap in its access rules and every reload
+        step's part (the routing table), all or nothing."""
         if self._config_path is None:
             raise InvalidRequestError(
                 "This gateway was not started from a config file, so it cannot reload.",
@@ -282,6 +289,7 @@ class AccessControl:
         async with self._reload_lock:
             try:
                 policy = await asyncio.to_thread(lambda: Policy(load_config(path), self._base_dir))
+                commits = [prepare(policy.config) for prepare in self.reload_steps]
             except (ConfigError, OSError, ValueError) as exc:
                 problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
                 self._log.warning(
@@ -293,6 +301,8 @@ class AccessControl:
                 ) from exc
             self._note_restart_only_changes(policy.config)
             self.policy = policy
+            for commit in commits:
+                commit()
         self._log.info(
             "config reloaded",
             keys=len(policy.authenticator.keys),
@@ -304,10 +314,13 @@ class AccessControl:
 
     def _note_restart_only_changes(self, new: GatewayConfig) -> None:
         old = self.policy.config
-        if new.redis_url != old.redis_url:
-            self._log.warning("redis_url changed: restart the gateway to apply it")
-        if new.model_copy(update={"auth": None}) != old.model_copy(update={"auth": None}):
-            self._log.warning("only the auth section applies on reload; restart for the rest")
+        stale = [
+            name
+            for name in GatewayConfig.model_fields
+            if name not in RELOADABLE_SECTIONS and getattr(new, name) != getattr(old, name)
+        ]
+        if stale:
+            self._log.warning("changed sections apply only on restart", sections=stale)
 
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self._reload_logged())

@@ -62,15 +62,18 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def reload_config(request: web.Request) -> web.Response:
     _require_admin(request)
-    policy = await request.app[STATE].access.reload()
+    state = request.app[STATE]
+    policy = await state.access.reload()
     authenticator = policy.authenticator
-    payload = {
+    payload: dict[str, object] = {
         "status": "reloaded",
         "keys": sum(1 for key in authenticator.keys if key.kind == "key"),
         "admin_keys": sum(1 for key in authenticator.keys if key.kind == "admin"),
         "jwt": authenticator.jwt is not None,
         "open": authenticator.open,
     }
+    if state.routing is not None:
+        payload.update(state.routing.describe())  # the weights now in force, per model
     return web.Response(body=orjson.dumps(payload), content_type=JSON)
 
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
+import os
 import random
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +23,8 @@ from gateway.config import GatewayConfig, TargetConfig, Timeouts
 from gateway.config_loader import config_warnings
 from gateway.engines.runtime import LocalEngines
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError, PayloadTooLargeError
-from gateway.health import HealthChecker, TargetHealth
+from gateway.health import TargetHealth
+from gateway.live_routing import BuildRouter, LiveRouting, Rewrite, provider_target_name
 from gateway.logs import AccessLog, AccessRecord, make_logger
 from gateway.responses import prompt_tokens
 from gateway.router import Observer, PublicModel, Router, Target, make_model
@@ -55,21 +58,30 @@ def build_router(
     tokens: TokenCounter,
     engines: LocalEngines | None = None,
     observer: Observer | None = None,
+    previous: Mapping[str, TargetHealth] | None = None,
 ) -> Router:
+    """The router of ``config``. A target named in ``previous`` (a reload) keeps
+    that TargetHealth, its breaker state and in-flight count, with the new
+    config's settings."""
     routing = config.routing
     health: dict[str, TargetHealth] = {}
+    kept = previous or {}
     rng = random.Random()
 
     def health_of(name: str, spec: TargetConfig) -> TargetHealth:
-        if name not in health:
-            health[name] = TargetHealth(
-                name,
-                routing.breaker,
-                spec.max_concurrency,
-                routing.max_queue,
+        if name in health:
+            return health[name]
+        found = kept.get(name)
+        if found is None:
+            found = TargetHealth(
+                name, routing.breaker, spec.max_concurrency, routing.max_queue,
                 routing.queue_timeout,
             )
-        return health[name]
+        else:
+            found.breaker, found.max_concurrency = routing.breaker, spec.max_concurrency
+            found.max_queue, found.queue_timeout = routing.max_queue, routing.queue_timeout
+        health[name] = found
+        return found
 
     models: dict[str, PublicModel] = {}
     for name, model in config.models.items():
@@ -83,7 +95,7 @@ def build_router(
                 continue
             assert spec.provider is not None and spec.model is not None
             provider = config.providers[spec.provider]
-            target_name = f"{spec.provider}/{spec.model}"
+            target_name = provider_target_name(spec)
             targets.append(
                 Target(
                     name=target_name,
@@ -102,11 +114,38 @@ def build_router(
     )
 
 
-def _request_id(request: web.Request) -> str:
-    given = request.headers.get("X-Request-ID")
-    if given and len(given) <= 128 and given.isprintable():
-        return given
-    return uuid.uuid4().hex
+def _router_builder(
+    adapters: dict[str, Any],
+    created: int,
+    tokens: TokenCounter,
+    engines: LocalEngines,
+    telemetry: Telemetry,
+) -> BuildRouter:
+    """How LiveRouting builds a router, at startup and on each reload."""
+
+    def build(config: GatewayConfig, previous: Mapping[str, TargetHealth]) -> Router:
+        observer = telemetry.metrics.router_observer
+        router = build_router(config, adapters, created, tokens, engines, observer, previous)
+        telemetry.attach(router, engines)
+        return router
+
+    return build
+
+
+class RequestIds:
+    """Request ids: the client's own ``X-Request-ID`` when sane, else a random
+    per-process prefix and a counter (unique across workers, and much cheaper
+    than a uuid4 per request)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._next = itertools.count(1).__next__
+
+    def __call__(self, request: web.Request) -> str:
+        given = request.headers.get("X-Request-ID")
+        if given and len(given) <= 128 and given.isprintable():
+            return given
+        return f"{self._prefix}{self._next():016x}"
 
 
 def _http_exception_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
@@ -138,10 +177,12 @@ def error_response(exc: GatewayError, request_id: str) -> web.Response:
 
 
 def make_middleware(log: Any) -> Middleware:
+    request_id = RequestIds()
+
     @web.middleware
     async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         record = AccessRecord(
-            _request_id(request), request.method, request.path, time.perf_counter()
+            request_id(request), request.method, request.path, time.perf_counter()
         )
         request[RECORD] = record
         telemetry = request.app[STATE].telemetry
@@ -180,7 +221,10 @@ def create_app(
     *,
     access_stream: IO[Any] | None = None,
     config_path: str | Path | None = None,
+    reload_rewrite: Rewrite | None = None,
 ) -> web.Application:
+    """``reload_rewrite`` turns a reloaded config into what this process runs,
+    when that differs from the file (see ``gateway.live_routing``)."""
     log = make_logger()
     app = web.Application(
         middlewares=[make_middleware(log), authenticate],  # type: ignore[list-item]
@@ -207,13 +251,12 @@ def create_app(
             )
             engines = LocalEngines(config, log)
             telemetry = Telemetry(config, log)
-            router = build_router(
-                config, adapters, created, tokens, engines, telemetry.metrics.router_observer
-            )
-            telemetry.attach(router, engines)
+            build = _router_builder(adapters, created, tokens, engines, telemetry)
+            routing = LiveRouting(config, adapters, build, rewrite=reload_rewrite)
             app[STATE] = AppState(
                 config=config,
-                router=router,
+                router=routing.router,
+                routing=routing,
                 tokens=tokens,
                 access_log=AccessLog(make_logger(stream, name="access")),
                 log=log,
@@ -228,20 +271,23 @@ def create_app(
             telemetry.start_background()
             # Load the tokenizer off the event loop so startup stays fast.
             warm = asyncio.get_running_loop().run_in_executor(None, tokens.load)
-            checks = None
-            if config.routing.health_check_interval > 0:
-                checker = HealthChecker(
-                    app[STATE].router.targets().values(), config.routing.health_check_interval
-                )
-                checks = asyncio.create_task(checker.run())
+            # What exists once startup is over (config, clients, the tokenizer's
+            # ranks) lives as long as the app: keep the collector off it.
+            warm.add_done_callback(lambda _: gc.freeze())
+
+            def publish(router: Router) -> None:
+                app[STATE].router = router
+
+            routing.start(publish)
+            # A reload swaps the access rules and the routing table together.
+            access.reload_steps.append(routing.prepare)
             await access.start()
             try:
                 yield
             finally:
                 warm.cancel()
                 await access.aclose()
-                if checks is not None:
-                    checks.cancel()
+                await routing.aclose()
                 await asyncio.gather(*(a.aclose() for a in adapters.values()))
                 await engines.aclose()
                 await telemetry.aclose()

@@ -12,6 +12,7 @@ from gateway.config_access import describe_access
 from gateway.config_loader import config_warnings, load_config
 from gateway.engines.tiny import DEMO_FAMILIES, FAMILIES
 from gateway.errors import ConfigError
+from gateway.render.command import add_render_command
 
 
 def _load_or_exit(path: str) -> GatewayConfig:
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate models.yaml and print the routing table")
     check.add_argument("path", help="path to models.yaml")
     check.set_defaults(func=cmd_check)
+
+    add_render_command(commands)
     return parser
 
 

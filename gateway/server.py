@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -68,6 +69,12 @@ def serve(
         _Supervisor(config, config_path, tls, workers).run(host, port)
 
 
+# Requests allocate many short-lived containers; at the default thresholds the
+# collector ran thousands of times a second under load (18% of the CPU and
+# 40 ms full collections in the profile). Young objects rarely form cycles here.
+GC_THRESHOLDS = (7000, 20, 100)
+
+
 def _run_worker(
     config: GatewayConfig,
     config_path: str | None,
@@ -77,6 +84,7 @@ def _run_worker(
     port: int | None = None,
     sock: socket.socket | None = None,
 ) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
     # The path lets SIGHUP and POST /v1/gateway/reload re-read the config.
     web.run_app(
         create_app(config, config_path=config_path),

@@ -11,6 +11,7 @@ from adapters.base import Adapter
 from gateway.access import AccessControl
 from gateway.config import GatewayConfig
 from gateway.engines.runtime import LocalEngines
+from gateway.live_routing import LiveRouting
 from gateway.logs import AccessLog, AccessRecord
 from gateway.router import Router
 from gateway.telemetry import Telemetry
@@ -19,8 +20,8 @@ from gateway.tokens import TokenCounter
 
 @dataclass(slots=True, eq=False)
 class AppState:
-    config: GatewayConfig
-    router: Router
+    config: GatewayConfig  # as started; a reload swaps the router and access rules
+    router: Router  # the routing table in force (LiveRouting swaps it on reload)
     tokens: TokenCounter
     access_log: AccessLog
     log: Any
@@ -28,6 +29,7 @@ class AppState:
     telemetry: Telemetry  # metrics, audit log, tracing (gateway.telemetry)
     adapters: dict[str, Adapter] = field(default_factory=dict)
     engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
+    routing: LiveRouting | None = None  # owns ``router`` and its reload
     started: float = 0.0
 
 

@@ -22,7 +22,8 @@ def gateway_bench_config(
     upstream_base_url: str, upstream_model: str, access_log: Path
 ) -> dict[str, Any]:
     """models.yaml for the gateway under test: one public model on one upstream,
-    an API key with in-memory rate limits (no Redis), the access log to a file."""
+    an API key with in-memory rate limits (no Redis), the access log to a file.
+    Prometheus metrics are always on; audit and tracing stay off (opt-in features)."""
     return {
         "server": {"host": "127.0.0.1", "access_log": str(access_log)},
         "auth": {

@@ -4,12 +4,14 @@ requests, streaming and not."""
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from tests.benchmarks.loads import PROMPT, Sizes, send
+from tests.benchmarks.loads import PROMPT, Load, Sizes, send
 from tests.benchmarks.procs import LOAD_CORE, Server, pinned, python_module
 from tests.benchmarks.subjects import Subject
 from tests.benchmarks.workloads import WorkloadResult
@@ -53,13 +55,46 @@ def start_engine(checkpoint: Path, log_dir: Path) -> Server:
     return server
 
 
+def _interleaved(
+    subjects: list[Subject], load: Load, body: dict[str, Any], label: str
+) -> dict[str, dict[str, Any]]:
+    """Each subject twice, in A-B-B-A order, averaged: the engine's own speed
+    drifts on a shared machine, and this keeps the drift out of the ratios."""
+    rounds: dict[str, list[dict[str, Any]]] = {s.name: [] for s in subjects}
+    for subject in [*subjects, *reversed(subjects)]:
+        print(f"  (f) {subject.name} {label} ...", flush=True)
+        rounds[subject.name].append(send(subject, load, body))
+    return {name: _mean_of(runs) for name, runs in rounds.items()}
+
+
+def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(pick: Callable[[dict[str, Any]], float]) -> float:
+        return round(statistics.fmean(pick(r) for r in runs), 3)
+
+    merged: dict[str, Any] = {
+        "rounds": runs,
+        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "error_samples": [s for r in runs for s in r["error_samples"]][:5],
+        "tokens_per_second": mean(lambda r: r["tokens_per_second"]),
+        "ttft_ms": {"p50": mean(lambda r: r["ttft_ms"]["p50"])},
+        "cpu_busy": {
+            core: round(statistics.fmean(r["cpu_busy"].get(core, 0.0) for r in runs), 1)
+            for core in runs[0]["cpu_busy"]
+        },
+    }
+    if "subject_cpu_percent" in runs[0]:
+        merged["subject_cpu_percent"] = mean(lambda r: r["subject_cpu_percent"])
+    return merged
+
+
 def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) -> WorkloadResult:
     """Tokens/s direct to the engine and through each starter's subject."""
     stream_load, plain_load = sizes.engine_stream, sizes.engine_plain
     result = WorkloadResult(
         "f", f"vLLM CPU engine, tiny {FAMILY}, concurrency {stream_load.concurrency}",
         {"stream": stream_load.describe(), "non_stream": plain_load.describe(),
-         "max_tokens": sizes.engine_max_tokens},
+         "max_tokens": sizes.engine_max_tokens, "order": "A-B-B-A rounds, averaged"},
     )
     checkpoint = build_tiny_checkpoint()
     engine = start_engine(checkpoint, log_dir)
@@ -69,13 +104,9 @@ def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) ->
         # ignore_eos: every request generates exactly max_tokens, so runs compare like for like.
         plain = {"messages": PROMPT, "max_tokens": sizes.engine_max_tokens, "ignore_eos": True}
         stream = {**plain, "stream": True, "stream_options": {"include_usage": True}}
-        plain_runs, stream_runs = {}, {}
         try:
-            for subject in subjects:
-                print(f"  (f) {subject.name} streaming ...", flush=True)
-                stream_runs[subject.name] = send(subject, stream_load, stream)
-                print(f"  (f) {subject.name} non-streaming ...", flush=True)
-                plain_runs[subject.name] = send(subject, plain_load, plain)
+            stream_runs = _interleaved(subjects, stream_load, stream, "streaming")
+            plain_runs = _interleaved(subjects, plain_load, plain, "non-streaming")
         finally:
             for subject in subjects:
                 if subject.server is not None:

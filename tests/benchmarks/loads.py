@@ -58,8 +58,9 @@ FULL = Sizes(
     streaming=Load(concurrency=64, duration=10.0, warmup_seconds=2.0),
     soak=Load(concurrency=64, requests=100_000, checkpoints=(10_000, 50_000, 100_000)),
     startup_repeats=5,
-    engine_stream=Load(concurrency=32, duration=20.0, warmup_seconds=5.0, count_tokens=True),
-    engine_plain=Load(concurrency=32, duration=20.0, warmup_seconds=5.0, count_tokens=True),
+    # Two rounds each (A-B-B-A), so 20 measured seconds per subject.
+    engine_stream=Load(concurrency=32, duration=10.0, warmup_seconds=3.0, count_tokens=True),
+    engine_plain=Load(concurrency=32, duration=10.0, warmup_seconds=3.0, count_tokens=True),
     engine_max_tokens=128,
 )
 

@@ -65,7 +65,9 @@ def cpu_table(results: list[WorkloadResult]) -> str:
     ]
     for result in results:
         for name, run in result.runs.items():
-            cpu = run.get("cpu_busy") or {}
+            # /proc/stat counts 10 ms ticks: a window under a second says little.
+            short = run.get("seconds", 1.0) < 1.0
+            cpu = {"cpu0": "(short)", "cpu1": "(short)"} if short else run.get("cpu_busy") or {}
             lines.append(
                 f"| ({result.id}) | {LABELS.get(name, name)} | {cpu.get('cpu0', '—')} | "
                 f"{cpu.get('cpu1', '—')} | {run.get('subject_cpu_percent', '—')} | "

@@ -198,7 +198,9 @@ def test_request_id_is_accepted_and_returned(gateway: Gateway) -> None:
     )
     assert given.headers["x-request-id"] == "req-abc"
     made = httpx.post(gateway.base_url + "/chat/completions", json=body)
-    assert len(made.headers["x-request-id"]) == 32
+    again = httpx.post(gateway.base_url + "/chat/completions", json=body)
+    ids = [made.headers["x-request-id"], again.headers["x-request-id"]]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids) and ids[0] != ids[1]
     assert made.headers["x-gateway-target"] == "alpha/m1"
 
 
