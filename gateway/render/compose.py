@@ -21,7 +21,8 @@ from gateway.render.source import (
     SecretEnv,
 )
 
-CONFIG_IN_CONTAINER = "/etc/vllm-gateway/models.yaml"
+CONFIG_DIR = "/etc/vllm-gateway"
+CONFIG_IN_CONTAINER = f"{CONFIG_DIR}/models.yaml"
 # Grafana's provisioning files are deploy/grafana's own; a project rendered
 # elsewhere than deploy/compose points this variable at that folder.
 GRAFANA_DIR = "${VLLM_GATEWAY_GRAFANA_DIR:-../grafana}"
@@ -44,7 +45,7 @@ def render_compose(deployment: Deployment) -> dict[str, str]:
     }
     return {
         "compose.yaml": dump(top, project),
-        "models.yaml": dump(top, deployment.gateway_config),
+        "gateway/models.yaml": dump(top, deployment.gateway_config),
         "prometheus.yml": dump(top, _scrape_config()),
     }
 
@@ -75,7 +76,9 @@ def _gateway(deployment: Deployment) -> dict[str, Any]:
             str(GATEWAY_PORT),  # every interface of the container
         ],
         "ports": [f"{deployment.host_port}:{GATEWAY_PORT}"],
-        "volumes": [f"./models.yaml:{CONFIG_IN_CONTAINER}:ro"],
+        # The folder, not the file: an editor that saves by renaming would leave
+        # a single-file mount on the old version, and a reload would not see it.
+        "volumes": [f"./gateway:{CONFIG_DIR}:ro"],
         "depends_on": {
             "redis": {"condition": "service_started"},
             **{e.service: {"condition": "service_started"} for e in deployment.engines},

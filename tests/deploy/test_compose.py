@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -47,7 +48,7 @@ def test_compose_file_matches_the_compose_specification(project: dict[str, Any])
 def test_engines_run_on_their_gpus_and_the_gateway_finds_them(project: dict[str, Any]) -> None:
     config = load_config(ROOT / "models.yaml")
     services = project["services"]
-    gateway_config = parse_config((COMPOSE / "models.yaml").read_text(), env={})
+    gateway_config = parse_config((COMPOSE / "gateway" / "models.yaml").read_text(), env={})
     for name, engine in config.engines.items():
         service = services[service_name(name)]
         (device,) = service["deploy"]["resources"]["reservations"]["devices"]
@@ -57,11 +58,17 @@ def test_engines_run_on_their_gpus_and_the_gateway_finds_them(project: dict[str,
         assert gateway_config.providers[name].base_url == f"http://{service_name(name)}:8000/v1"
         assert service_name(name) in services["gateway"]["depends_on"]
     assert gateway_config.engines == {}
+    # The gateway's --config is the rendered file, through a folder mount.
+    command = services["gateway"]["command"]
+    config_path = PurePosixPath(command[command.index("--config") + 1])
+    source, target, mode = services["gateway"]["volumes"][0].split(":")
+    assert (str(config_path.parent), mode) == (target, "ro")
+    assert (COMPOSE / source / config_path.name).samefile(COMPOSE / "gateway" / "models.yaml")
     assert gateway_config.redis_url is not None
     assert gateway_config.redis_url.get_secret_value() == "redis://redis:6379/0"
     assert "redis" in services
     # Both deployments run the same gateway config.
-    assert (COMPOSE / "models.yaml").read_text().splitlines()[1:] == (
+    assert (COMPOSE / "gateway" / "models.yaml").read_text().splitlines()[1:] == (
         (DEPLOY / "k8s" / "base" / "models.yaml").read_text().splitlines()[1:]
     )
 

@@ -83,7 +83,7 @@ def test_secrets_stay_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     files.update({f"k8s/{k}": v for k, v in rendered(tmp_path, "k8s", SECRETS_CONFIG).items()})
     assert not [name for name, text in files.items() if SECRET_VALUE in text]
 
-    gateway_config = yaml.safe_load(files["models.yaml"])
+    gateway_config = yaml.safe_load(files["gateway/models.yaml"])
     assert gateway_config["providers"]["openai"]["api_key"] == "${OPENAI_API_KEY}"
     compose = yaml.safe_load(files["compose.yaml"])["services"]
     assert compose["gateway"]["environment"] == {
@@ -114,7 +114,9 @@ def test_secrets_stay_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_the_rendered_gateway_config_routes_to_engine_services(tmp_path: Path) -> None:
     files = rendered(tmp_path, "compose", SECRETS_CONFIG)
-    config = parse_config(files["models.yaml"], env={"OPENAI_API_KEY": "x", "HUB_TOKEN": "x"})
+    config = parse_config(
+        files["gateway/models.yaml"], env={"OPENAI_API_KEY": "x", "HUB_TOKEN": "x"}
+    )
     assert config.engines == {}
     assert config.providers["big"].base_url == "http://engine-big:8000/v1"
     big = config.models["big"]
