@@ -2,7 +2,8 @@
 
 The request body is already OpenAI's, so this adapter only adds the
 provider's credentials and moves bytes; DeepSeek's and vLLM's extras such as
-``reasoning_content`` pass through untouched.
+``reasoning_content`` pass through untouched (``rename_reasoning`` gives vLLM's
+``reasoning`` field DeepSeek's name).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ Body = dict[str, Any]
 
 
 class OpenAIAdapter:
+    _rename_reasoning = False
+
     def __init__(self, config: OpenAIProviderConfig) -> None:
         headers = dict(config.headers)
         if config.api_key is not None and config.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self._connect(config.base_url, headers, config.max_connections, config.timeouts)
+        self._rename_reasoning = config.rename_reasoning
 
     def _connect(
         self, base_url: str, headers: Mapping[str, str], max_connections: int, timeouts: Timeouts
@@ -36,10 +40,12 @@ class OpenAIAdapter:
         return self._base + path
 
     def _decode(self, response: StreamedResponse) -> AsyncIterator[Body]:
-        return iter_sse_json(response, self._client.what)
+        chunks = iter_sse_json(response, self._client.what)
+        return _renamed(chunks) if self._rename_reasoning else chunks
 
     async def _post(self, path: str, body: Body, timeouts: Timeouts) -> Body:
-        return await self._client.post(self._url(path, body.get("model")), body, timeouts)
+        result = await self._client.post(self._url(path, body.get("model")), body, timeouts)
+        return rename_reasoning(result) if self._rename_reasoning else result
 
     def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
         url = self._url(path, body.get("model"))
@@ -69,3 +75,21 @@ class OpenAIAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def rename_reasoning(result: Body) -> Body:
+    """vLLM's reasoning parsers answer ``reasoning``; DeepSeek's API, and most
+    clients, read ``reasoning_content``: give clients one name for both."""
+    for choice in result.get("choices") or ():
+        for key in ("message", "delta"):
+            part = choice.get(key)
+            if isinstance(part, dict) and "reasoning" in part:
+                reasoning = part.pop("reasoning")
+                if part.get("reasoning_content") is None:
+                    part["reasoning_content"] = reasoning
+    return result
+
+
+async def _renamed(chunks: AsyncIterator[Body]) -> AsyncIterator[Body]:
+    async for chunk in chunks:
+        yield rename_reasoning(chunk)

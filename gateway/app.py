@@ -74,7 +74,10 @@ def build_router(
         found = kept.get(name)
         if found is None:
             found = TargetHealth(
-                name, routing.breaker, spec.max_concurrency, routing.max_queue,
+                name,
+                routing.breaker,
+                spec.max_concurrency,
+                routing.max_queue,
                 routing.queue_timeout,
             )
         else:

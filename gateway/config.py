@@ -48,6 +48,10 @@ class OpenAIProviderConfig(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(256, gt=0)
+    rename_reasoning: bool = Field(
+        False,
+        description="Rename vLLM's 'reasoning' field to DeepSeek's 'reasoning_content'",
+    )
 
 
 # OpenAI reasoning_effort -> thinking-token budget, for the kinds that take a budget.

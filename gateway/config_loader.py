@@ -267,9 +267,7 @@ def _with_keys_file(config: GatewayConfig, source: str, env: Mapping[str, str]) 
     return config.model_copy(update={"auth": merged})
 
 
-def _parse_keys_file(
-    text: str, source: str, env: Mapping[str, str]
-) -> list[ApiKeyConfig]:
+def _parse_keys_file(text: str, source: str, env: Mapping[str, str]) -> list[ApiKeyConfig]:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:

@@ -29,7 +29,10 @@ def engines_as_providers(config: GatewayConfig, base_urls: Mapping[str, str]) ->
     providers = dict(config.providers)
     for name, engine in config.engines.items():
         providers[name] = OpenAIProviderConfig(
-            kind="openai", base_url=base_urls[name], timeouts=engine.timeouts
+            kind="openai",
+            base_url=base_urls[name],
+            timeouts=engine.timeouts,
+            rename_reasoning=True,  # as the local engine adapter does
         )
     models = {name: _rewrite_model(config, model) for name, model in config.models.items()}
     return config.model_copy(update={"providers": providers, "engines": {}, "models": models})
@@ -45,7 +48,11 @@ def engines_as_providers_data(
     raw_engines: Mapping[str, Any] = data.get("engines") or {}
     providers = dict(raw_providers)
     for name in engines:
-        provider: dict[str, Any] = {"kind": "openai", "base_url": base_urls[name]}
+        provider: dict[str, Any] = {
+            "kind": "openai",
+            "base_url": base_urls[name],
+            "rename_reasoning": True,  # as the local engine adapter does
+        }
         if "timeouts" in raw_engines[name]:
             provider["timeouts"] = raw_engines[name]["timeouts"]
         providers[name] = provider

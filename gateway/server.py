@@ -21,6 +21,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from gateway.config import GatewayConfig
 from gateway.config_rewrite import engines_as_providers
 from gateway.engines.reaper import die_with_parent
 from gateway.engines.supervisor import EngineManager
+from gateway.live_routing import Rewrite
 from gateway.logs import make_logger
 from gateway.metrics import MULTIPROC_ENV, prepare_multiprocess
 
@@ -83,11 +85,12 @@ def _run_worker(
     host: str | None = None,
     port: int | None = None,
     sock: socket.socket | None = None,
+    reload_rewrite: Rewrite | None = None,
 ) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     # The path lets SIGHUP and POST /v1/gateway/reload re-read the config.
     web.run_app(
-        create_app(config, config_path=config_path),
+        create_app(config, config_path=config_path, reload_rewrite=reload_rewrite),
         host=host,
         port=port,
         sock=sock,
@@ -122,6 +125,8 @@ class _Supervisor:
         self.worker_pids: set[int] = set()
         self.engine_pid: int | None = None
         self.pending: list[int] = []  # signals received, handled by the main loop
+        # What a worker runs (and re-derives on reload) instead of the file's config.
+        self.rewrite: Rewrite = _unchanged
 
     def run(self, host: str, port: int) -> None:
         metrics_dir = os.environ.get(MULTIPROC_ENV)
@@ -129,13 +134,10 @@ class _Supervisor:
         sock = socket.create_server((host, port), backlog=1024)
         sock.set_inheritable(True)
         engines = EngineManager(self.config.engines, log=self.log) if self.config.engines else None
-        worker_config = self.config
         if engines is not None:
             urls = {name: handle.base_url for name, handle in engines.handles.items()}
-            worker_config = engines_as_providers(self.config, urls)
-            # Workers learn an engine's readiness from their health checks.
-            routing = worker_config.routing.model_copy(update={"health_check_interval": 1.0})
-            worker_config = worker_config.model_copy(update={"routing": routing})
+            self.rewrite = partial(_engines_supervised_apart, urls=urls)
+        worker_config = self.rewrite(self.config)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda number, _frame: self.pending.append(number))
         if engines is not None:
@@ -148,7 +150,7 @@ class _Supervisor:
             sock.close()
 
     def _worker(self, config: GatewayConfig, sock: socket.socket) -> None:
-        _run_worker(config, self.config_path, self.tls, sock=sock)
+        _run_worker(config, self.config_path, self.tls, sock=sock, reload_rewrite=self.rewrite)
 
     def _fork(self, body: Callable[[], None]) -> int:
         parent = os.getpid()
@@ -222,6 +224,18 @@ class _Supervisor:
                 pids.discard(pid)
                 gone.append(pid)
         return gone
+
+
+def _unchanged(config: GatewayConfig) -> GatewayConfig:
+    return config
+
+
+def _engines_supervised_apart(config: GatewayConfig, urls: dict[str, str]) -> GatewayConfig:
+    """A worker's view: engines are providers on loopback, whose readiness the
+    worker learns from frequent health checks."""
+    config = engines_as_providers(config, urls)
+    routing = config.routing.model_copy(update={"health_check_interval": 1.0})
+    return config.model_copy(update={"routing": routing})
 
 
 def _run_engines(engines: EngineManager) -> None:

@@ -29,8 +29,11 @@ def tiny_models_dir() -> Path:
 def ensure_checkpoints(out_dir: Path, families: tuple[str, ...] = DEMO_FAMILIES) -> dict[str, Path]:
     missing = [family for family in families if not is_built(family, out_dir)]
     if missing:
-        print(f"building tiny checkpoints ({', '.join(missing)}) in {out_dir} ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"building tiny checkpoints ({', '.join(missing)}) in {out_dir} ...",
+            file=sys.stderr,
+            flush=True,
+        )
         command = [sys.executable, "-m", "gateway.engines.tiny", str(out_dir)]
         for family in missing:
             command += ["--family", family]

@@ -97,9 +97,9 @@ async def load_flags(python: str, cache_dir: Path) -> VllmFlags:
     if version != "unknown" and cache.is_file():
         try:
             data = json.loads(cache.read_text())
-            return VllmFlags(version, frozenset(data["flags"]), {
-                k: tuple(v) for k, v in data["choices"].items()
-            })
+            return VllmFlags(
+                version, frozenset(data["flags"]), {k: tuple(v) for k, v in data["choices"].items()}
+            )
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     flags = parse_help(await _run_help(python), version)
@@ -112,8 +112,13 @@ async def _run_help(python: str) -> str:
     # A wide terminal keeps argparse from wrapping a flag's choices.
     env = {**os.environ, "COLUMNS": "10000"}
     proc = await asyncio.create_subprocess_exec(
-        python, "-m", SERVER_MODULE, "--help",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+        python,
+        "-m",
+        SERVER_MODULE,
+        "--help",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
     )
     try:
         output, _ = await asyncio.wait_for(proc.communicate(), HELP_TIMEOUT)

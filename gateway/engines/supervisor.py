@@ -102,8 +102,12 @@ class EngineManager:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         for handle in self.handles.values():
             self.log.info(
-                "engine.configured", engine=handle.name, model=handle.config.model,
-                family=handle.config.family, url=handle.base_url, log_file=str(handle.log_path),
+                "engine.configured",
+                engine=handle.name,
+                model=handle.config.model,
+                family=handle.config.family,
+                url=handle.base_url,
+                log_file=str(handle.log_path),
             )
             self._tasks.append(asyncio.create_task(self._supervise(handle), name=handle.name))
         if not self.handles:
@@ -169,8 +173,12 @@ class EngineManager:
             handle.restarts += 1
             handle.error = crash
             self.log.warning(
-                "engine.restarting", engine=handle.name, reason=crash, in_seconds=delay,
-                attempt=failures, max_restarts=handle.config.max_restarts,
+                "engine.restarting",
+                engine=handle.name,
+                reason=crash,
+                in_seconds=delay,
+                attempt=failures,
+                max_restarts=handle.config.max_restarts,
                 log_tail="\n".join(tail(handle.log_path)),
             )
             await asyncio.sleep(delay)
@@ -223,28 +231,45 @@ class EngineManager:
         for callback in handle.on_ready:
             callback()
         self.log.info(
-            "engine.ready", engine=handle.name, url=handle.base_url,
-            load_seconds=handle.load_seconds, pid=handle.pid,
+            "engine.ready",
+            engine=handle.name,
+            url=handle.base_url,
+            load_seconds=handle.load_seconds,
+            pid=handle.pid,
         )
         self._check_settled()
 
     async def _spawn(self, handle: EngineHandle, command: EngineCommand) -> Any:
         argv = [
-            self.python, "-m", "gateway.engines.reaper",
-            "--parent-pid", str(os.getpid()), "--grace", str(self.policy.stop_grace),
-            "--", *command.argv,
+            self.python,
+            "-m",
+            "gateway.engines.reaper",
+            "--parent-pid",
+            str(os.getpid()),
+            "--grace",
+            str(self.policy.stop_grace),
+            "--",
+            *command.argv,
         ]
         with handle.log_path.open("ab") as log_file:
             # Forked from the event-loop thread: the reaper's parent-death signal
             # is tied to the thread that forked it, which lives as long as the app.
             return await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT, env=command.env, start_new_session=True,
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                env=command.env,
+                start_new_session=True,
             )
 
     async def _until_ready(
-        self, handle: EngineHandle, process: Any, exited: asyncio.Future[int],
-        follower: LogFollower, launched: float,
+        self,
+        handle: EngineHandle,
+        process: Any,
+        exited: asyncio.Future[int],
+        follower: LogFollower,
+        launched: float,
     ) -> None:
         deadline = launched + handle.config.startup_timeout
         while True:
@@ -256,9 +281,7 @@ class EngineManager:
                     + (f" ({cause})" if cause else "")
                 )
             if time.monotonic() > deadline:
-                raise _Crash(
-                    f"the engine was not ready after {handle.config.startup_timeout:g}s"
-                )
+                raise _Crash(f"the engine was not ready after {handle.config.startup_timeout:g}s")
             if handle.pid is not None and await self._healthy(handle):
                 self._follow(handle, follower, launched)
                 return
@@ -271,7 +294,9 @@ class EngineManager:
                 continue
             handle.phase = value
             self.log.info(
-                "engine.loading", engine=handle.name, phase=value,
+                "engine.loading",
+                engine=handle.name,
+                phase=value,
                 elapsed_seconds=round(time.monotonic() - launched, 1),
             )
 
@@ -320,8 +345,11 @@ class EngineManager:
         handle.state, handle.error, handle.phase = EngineState.FAILED, reason, "failed"
         lines = tail(handle.log_path) if show_log else []
         self.log.error(
-            "engine.failed", engine=handle.name, reason=reason,
-            log_file=str(handle.log_path), log_tail="\n".join(lines),
+            "engine.failed",
+            engine=handle.name,
+            reason=reason,
+            log_file=str(handle.log_path),
+            log_tail="\n".join(lines),
         )
         self._check_settled()
 

@@ -33,9 +33,7 @@ _SPLIT_SYSTEM = (
 )
 
 LLAMA3_TEMPLATE = (
-    _ARGS
-    + _SPLIT_SYSTEM
-    + "{{ bos_token }}<|start_header_id|>system<|end_header_id|>\n\n"
+    _ARGS + _SPLIT_SYSTEM + "{{ bos_token }}<|start_header_id|>system<|end_header_id|>\n\n"
     "{% if tools %}Environment: ipython\n"
     "You may call these functions. To call one, answer with only a JSON object "
     '{"name": <function name>, "parameters": <arguments object>}.\n\n'
@@ -58,9 +56,7 @@ LLAMA3_TEMPLATE = (
 )
 
 QWEN2_TEMPLATE = (
-    _ARGS
-    + _SPLIT_SYSTEM
-    + "{% if tools %}"
+    _ARGS + _SPLIT_SYSTEM + "{% if tools %}"
     "<|im_start|>system\n{{ system or 'You are a helpful assistant.' }}\n\n# Tools\n\n"
     "Function signatures are inside <tools></tools>:\n<tools>"
     "{% for tool in tools %}" + NL + "{{ tool | tojson }}{% endfor %}" + NL + "</tools>\n\n"
@@ -88,8 +84,7 @@ QWEN2_TEMPLATE = (
 # prompt opens a <think> block, so the model's output starts with reasoning
 # and the deepseek_r1 parser splits it at </think>.
 DEEPSEEK_R1_TEMPLATE = (
-    _SPLIT_SYSTEM
-    + "{{ bos_token }}{{ system }}"
+    _SPLIT_SYSTEM + "{{ bos_token }}{{ system }}"
     "{% for m in turns %}"
     "{% if m.role == 'user' %}<｜User｜>{{ m.content }}"
     "{% elif m.role == 'tool' %}<｜tool▁output▁begin｜>{{ m.content }}<｜tool▁output▁end｜>"
@@ -101,9 +96,7 @@ DEEPSEEK_R1_TEMPLATE = (
 )
 
 DEEPSEEK_V3_TEMPLATE = (
-    _ARGS
-    + _SPLIT_SYSTEM
-    + "{{ bos_token }}{{ system }}"
+    _ARGS + _SPLIT_SYSTEM + "{{ bos_token }}{{ system }}"
     "{% if tools %}" + NL + NL + "## Tools\nYou may call these functions:"
     "{% for tool in tools %}" + NL + "{{ tool | tojson }}{% endfor %}{% endif %}"
     "{% for m in turns %}"

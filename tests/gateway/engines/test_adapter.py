@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.engines.adapter import rename_reasoning
+from adapters.openai import rename_reasoning
 
 
 def test_a_message_gets_reasoning_content() -> None:
