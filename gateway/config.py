@@ -159,6 +159,11 @@ class TargetConfig(Strict):
 
     provider: str | None = None
     engine: str | None = None
+    name: str | None = Field(
+        None,
+        description="How operators see it (X-Gateway-Target, metrics); "
+        "default provider/model, or engine/<engine>",
+    )
     model: str | None = Field(None, description="Upstream model name (providers)")
     weight: float = Field(1.0, ge=0)
     tier: int = Field(1, ge=1)

@@ -77,6 +77,7 @@ def engine_target_update(name: str, engine: EngineConfig, sampling: Mapping[str,
     return {
         "engine": None,
         "provider": name,
+        "name": f"engine/{name}",  # the name it has when the gateway runs it
         "model": engine.name_for_clients,
         "sampling": {**default_sampling(engine), **sampling},
     }
@@ -118,7 +119,11 @@ def _rewrite_model_data(model: Mapping[str, Any], engines: Mapping[str, EngineCo
         if engine.max_model_len is not None:
             windows.append(engine.max_model_len)
         update = engine_target_update(name, engine, target.get("sampling") or {})
-        rewritten = {"provider": update["provider"], "model": update["model"]}
+        rewritten = {
+            "provider": update["provider"],
+            "model": update["model"],
+            "name": update["name"],
+        }
         rewritten.update((k, v) for k, v in target.items() if k not in ("engine", "sampling"))
         if update["sampling"]:
             rewritten["sampling"] = update["sampling"]

@@ -41,7 +41,7 @@ Rewrite = Callable[[GatewayConfig], GatewayConfig]
 
 def provider_target_name(spec: TargetConfig) -> str:
     """The name of a provider target: its health, X-Gateway-Target header and metric label."""
-    return f"{spec.provider}/{spec.model}"
+    return spec.name or f"{spec.provider}/{spec.model}"
 
 
 class LiveRouting:

@@ -30,6 +30,7 @@ def test_engines_become_openai_providers_with_the_same_behaviour() -> None:
     assert provider.rename_reasoning is True
     local, remote = config.models["think"].targets
     assert (local.provider, local.model, local.weight) == ("r1", "r1-distill", 3)
+    assert local.name == "engine/r1"  # as X-Gateway-Target and metrics call it locally
     # The family preset's sampling defaults travel with it; the entry's own win.
     assert local.sampling == {"temperature": 0.6, "top_p": 0.5}
     assert remote.provider == "remote" and remote.tier == 2
