@@ -124,6 +124,7 @@ class StreamedResponse:
         self._keep_alive = False
         self._error: Exception | None = None
         self._paused = False
+        self._released = False
         self._waiter: asyncio.Future[None] | None = None
         self.status = 0
         self.raw_headers: RawHeaders = []
@@ -149,10 +150,14 @@ class StreamedResponse:
 
     def ended(self, keep_alive: bool) -> None:
         self._eof, self._keep_alive = True, keep_alive
+        if self._released:
+            self._settle()
         self._wake()
 
     def failed(self, error: Exception) -> None:
-        if not self._eof:
+        if self._released:
+            self._settle()
+        elif not self._eof:
             self._error = error
             self._wake()
 
@@ -202,17 +207,30 @@ class StreamedResponse:
     # -- the connection's fate ------------------------------------------------
 
     def release(self) -> None:
-        """Done with a fully read answer: the connection goes back to the pool."""
-        connection, self._connection.stream = self._connection, None
-        if self._eof and self._keep_alive and connection.open and not self._buffer:
+        """Done with the answer's events: the connection goes back to the pool
+        once the message has ended (its last bytes may still be on the way)."""
+        self._released = True
+        if self._eof:
+            self._settle()
+
+    def _settle(self) -> None:
+        connection = self._connection
+        if connection.stream is not self:
+            return
+        connection.stream = None
+        # Past the last event only blank lines may remain; anything else means
+        # the stream was not what it seemed, and the connection is not reused.
+        clean = not self._buffer.strip()
+        if self._eof and self._keep_alive and connection.open and clean:
             self._pool._release(connection)
         else:
             self._pool._discard(connection)
 
     def close(self) -> None:
         """Abandon the answer: closing the connection tells the upstream to stop."""
-        self._connection.stream = None
-        self._pool._discard(self._connection)
+        if self._connection.stream is self:
+            self._connection.stream = None
+            self._pool._discard(self._connection)
 
 
 class FastPool:

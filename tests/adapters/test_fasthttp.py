@@ -1,0 +1,84 @@
+"""The lean upstream client: keep-alive reuse, streams, stale connections, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from adapters.fasthttp import FastPool
+from gateway.errors import UpstreamUnavailableError
+from tests.helpers import FakeUpstream, free_port
+
+BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "a b c"}]})
+STREAM = orjson.dumps(
+    {"model": "m", "messages": [{"role": "user", "content": "a b c"}], "stream": True}
+)
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstream]:
+    server = FakeUpstream(tmp_path_factory.mktemp("fasthttp"), "fast")
+    yield server
+    server.stop()
+
+
+def pool_for(upstream: FakeUpstream) -> FastPool:
+    return FastPool(upstream.url, {"Authorization": "Bearer k"}, 4, "fake")
+
+
+async def test_posts_reuse_one_connection(upstream: FakeUpstream) -> None:
+    pool = pool_for(upstream)
+    for _ in range(5):
+        status, _, raw = await pool.post(upstream.base_url + "/chat/completions", BODY, 1)
+        assert status == 200 and orjson.loads(raw)["choices"][0]["message"]["content"]
+    assert (pool._size, len(pool._idle)) == (1, 1)
+    assert upstream.requests()[-1]["headers"]["authorization"] == "Bearer k"
+    pool.close()
+
+
+async def test_streams_are_read_line_by_line_and_reuse_the_connection(
+    upstream: FakeUpstream,
+) -> None:
+    pool = pool_for(upstream)
+    for _ in range(3):
+        response = await pool.stream(upstream.base_url + "/chat/completions", STREAM, 1, 1)
+        assert response.status == 200
+        lines = []
+        while line := await response.content.readline():
+            lines.append(line)
+            if line.startswith(b"data: [DONE]"):
+                break
+        response.release()
+        assert sum(line.startswith(b"data: {") for line in lines) == 5  # 4 words + stop
+    # The terminator may land after [DONE]; the connection still goes back.
+    for _ in range(50):
+        if pool._idle:
+            break
+        await asyncio.sleep(0.01)
+    assert (pool._size, len(pool._idle)) == (1, 1)
+    pool.close()
+
+
+async def test_a_stale_idle_connection_is_replaced(tmp_path: Path) -> None:
+    server = FakeUpstream(tmp_path, "stale")
+    pool = pool_for(server)
+    url = server.base_url + "/chat/completions"
+    assert (await pool.post(url, BODY, 1))[0] == 200
+    server.stop()  # the idle connection dies with the server
+    # The dead idle connection is dropped, not written to; a new one is refused.
+    with pytest.raises(UpstreamUnavailableError):
+        await pool.post(url, BODY, 1)
+    assert pool._size == 0
+    pool.close()
+
+
+async def test_unreachable_is_unavailable() -> None:
+    origin = f"http://127.0.0.1:{free_port()}"
+    pool = FastPool(origin, {}, 2, "nowhere")
+    with pytest.raises(UpstreamUnavailableError):
+        await pool.post(origin + "/v1/x", BODY, 1)
+    assert pool._size == 0
