@@ -11,6 +11,7 @@ from typing import IO, Any
 from gateway.config import GatewayConfig, ModelConfig, TargetConfig, Timeouts
 from gateway.engines.adapter import EngineAdapter
 from gateway.engines.presets import default_sampling
+from gateway.engines.progress import show_progress
 from gateway.engines.supervisor import EngineManager
 from gateway.health import TargetHealth
 from gateway.router import Target
@@ -89,6 +90,9 @@ class LocalEngines:
 
     async def _report_when_settled(self) -> None:
         assert self.manager is not None
+        if self.summary.isatty():
+            # A person is watching: a live table; log files get the log lines.
+            await show_progress(list(self.manager.handles.values()), self.summary)
         await self.manager.wait_settled()
         print(render_table(TABLE_HEADERS, self.rows()), file=self.summary, flush=True)
 
