@@ -37,8 +37,12 @@ def gemini_server(vendor_tmp: Path) -> Iterator[FakeVendor]:
 @pytest.fixture(scope="session")
 def azure_server(vendor_tmp: Path) -> Iterator[FakeVendor]:
     server = FakeVendor(
-        vendor_tmp, "azure_server", "--api-key", KEYS["AZURE_TEST_KEY"],
-        "--deployments", "gpt-4o-prod,embed-prod,limited",
+        vendor_tmp,
+        "azure_server",
+        "--api-key",
+        KEYS["AZURE_TEST_KEY"],
+        "--deployments",
+        "gpt-4o-prod,embed-prod,limited",
     )
     yield server
     server.stop()
@@ -59,8 +63,12 @@ def _target(provider: str, model: str, **extra: Any) -> dict[str, Any]:
 def vendor_config(
     anthropic: FakeVendor, gemini: FakeVendor, azure: FakeVendor, broken: FakeUpstream
 ) -> dict[str, Any]:
-    claude = {"kind": "anthropic", "base_url": anthropic.url + "/v1",
-              "api_key": "${ANTHROPIC_TEST_KEY}", "default_max_tokens": 512}
+    claude = {
+        "kind": "anthropic",
+        "base_url": anthropic.url + "/v1",
+        "api_key": "${ANTHROPIC_TEST_KEY}",
+        "default_max_tokens": 512,
+    }
     gem = {"kind": "gemini", "base_url": gemini.url + "/v1beta", "api_key": "${GEMINI_TEST_KEY}"}
     az = {"kind": "azure", "base_url": azure.url, "api_key": "${AZURE_TEST_KEY}"}
     once = {"attempts": 1}

@@ -22,7 +22,7 @@ KEYS = {
 def transcript(name: str) -> list[dict[str, Any]]:
     """The ``data`` objects of an SSE transcript (one event per line, as on the wire)."""
     lines = (FIXTURES / name).read_text().splitlines()
-    return [orjson.loads(line[len("data: "):]) for line in lines if line.startswith("data: ")]
+    return [orjson.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
 
 
 class FakeVendor(FakeUpstream):

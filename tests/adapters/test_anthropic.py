@@ -60,11 +60,14 @@ def test_same_role_messages_merge_and_images_pass_as_blocks(
         model="claude",
         messages=[
             {"role": "user", "content": "first"},
-            {"role": "user", "content": [
-                {"type": "text", "text": "second"},
-                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "second"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                ],
+            },
             {"role": "assistant", "content": "noted"},
             {"role": "assistant", "content": "and noted again"},
             {"role": "user", "content": "third"},
@@ -77,7 +80,10 @@ def test_same_role_messages_merge_and_images_pass_as_blocks(
     assert [b["type"] for b in messages[0]["content"]] == ["text", "text", "image", "image"]
     inline = {"type": "base64", "media_type": "image/png", "data": PNG}
     assert messages[0]["content"][2]["source"] == inline
-    assert messages[0]["content"][3]["source"] == {"type": "url", "url": "https://example.com/cat.png"}
+    assert messages[0]["content"][3]["source"] == {
+        "type": "url",
+        "url": "https://example.com/cat.png",
+    }
 
 
 def test_tool_call_loop(client: OpenAI, anthropic: FakeVendor) -> None:
@@ -111,10 +117,14 @@ def test_tool_call_loop(client: OpenAI, anthropic: FakeVendor) -> None:
 
 
 def test_stream_text_with_and_without_usage(client: OpenAI, anthropic: FakeVendor) -> None:
-    chunks = list(client.chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "count to three"}],
-        stream=True, stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "count to three"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "claude: count to three"
@@ -124,17 +134,23 @@ def test_stream_text_with_and_without_usage(client: OpenAI, anthropic: FakeVendo
     assert chunks[-1].usage.completion_tokens == 4
     assert anthropic.last_body()["stream"] is True
 
-    quiet = list(client.chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "again"}], stream=True
-    ))
+    quiet = list(
+        client.chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "again"}], stream=True
+        )
+    )
     assert all(c.usage is None for c in quiet) and all(c.choices for c in quiet)
 
 
 def test_stream_tool_call_argument_deltas(client: OpenAI, anthropic: FakeVendor) -> None:
-    chunks = list(client.chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "[tool] weather in Lima"}],
-        tools=[WEATHER], stream=True,
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "[tool] weather in Lima"}],
+            tools=[WEATHER],
+            stream=True,
+        )
+    )
     calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
     assert len(calls) > 2  # the header, then the arguments in pieces
     assert calls[0].id == "toolu_fake1" and calls[0].function.name == "get_weather"
@@ -154,10 +170,14 @@ def test_reasoning_effort_turns_on_thinking(client: OpenAI, anthropic: FakeVendo
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert body["max_tokens"] == 512 + 2048
 
-    chunks = list(client.chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "think"}],
-        reasoning_effort="low", stream=True,
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "think"}],
+            reasoning_effort="low",
+            stream=True,
+        )
+    )
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     assert "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas) == (
         "Let me think this over."
@@ -166,8 +186,10 @@ def test_reasoning_effort_turns_on_thinking(client: OpenAI, anthropic: FakeVendo
 
 def test_stop_max_tokens_and_finish_reasons(client: OpenAI, anthropic: FakeVendor) -> None:
     completion = client.chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "alpha STOP beta"}],
-        stop=["STOP"], max_completion_tokens=50,
+        model="claude",
+        messages=[{"role": "user", "content": "alpha STOP beta"}],
+        stop=["STOP"],
+        max_completion_tokens=50,
     )
     assert completion.choices[0].message.content == "claude: alpha "
     assert completion.choices[0].finish_reason == "stop"
@@ -212,8 +234,11 @@ def test_drop_unsupported_sends_the_request_without_the_field(
     client: OpenAI, anthropic: FakeVendor
 ) -> None:
     completion = client.chat.completions.create(
-        model="claude-lenient", messages=[{"role": "user", "content": "hi"}],
-        logprobs=True, seed=11, temperature=0.5,
+        model="claude-lenient",
+        messages=[{"role": "user", "content": "hi"}],
+        logprobs=True,
+        seed=11,
+        temperature=0.5,
     )
     assert completion.choices[0].message.content == "claude: hi"
     body = anthropic.last_body()
@@ -274,7 +299,8 @@ def test_an_error_event_mid_stream_ends_the_stream_with_an_error(
 ) -> None:
     anthropic.faults({"stream_error": "overloaded_error", "after": 2})
     stream = client.chat.completions.create(
-        model="claude-mid-stream", messages=[{"role": "user", "content": "one two three four"}],
+        model="claude-mid-stream",
+        messages=[{"role": "user", "content": "one two three four"}],
         stream=True,
     )
     received = []

@@ -85,8 +85,10 @@ def test_consecutive_same_role_messages_merge_and_images_become_image_blocks() -
             "role": "user",
             "content": [
                 {"type": "text", "text": "Look at these."},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                             "data": PNG}},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                },
                 {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
                 {"type": "text", "text": "What differs?"},
             ],
@@ -104,15 +106,30 @@ def test_tool_calls_and_tool_results_become_tool_use_and_tool_result_blocks() ->
                     "role": "assistant",
                     "content": "Checking both.",
                     "tool_calls": [
-                        {"id": "call_1", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'}},
-                        {"id": "call_2", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"location": "Rome"}'}},
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {
+                                "name": "get_weather",
+                                "arguments": '{"location": "Paris"}',
+                            },
+                        },
+                        {
+                            "id": "call_2",
+                            "type": "function",
+                            "function": {
+                                "name": "get_weather",
+                                "arguments": '{"location": "Rome"}',
+                            },
+                        },
                     ],
                 },
                 {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
-                {"role": "tool", "tool_call_id": "call_2",
-                 "content": [{"type": "text", "text": "24C"}]},
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_2",
+                    "content": [{"type": "text", "text": "24C"}],
+                },
                 {"role": "user", "content": "Which is warmer?"},
             ],
         ),
@@ -133,8 +150,16 @@ def test_tool_calls_and_tool_results_become_tool_use_and_tool_result_blocks() ->
     ]
     # Both results and the next question ride in one user turn, results first.
     assert request["messages"][2]["content"] == [
-        {"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "18C"}]},  # noqa: E501
-        {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "24C"}]},  # noqa: E501
+        {
+            "type": "tool_result",
+            "tool_use_id": "call_1",
+            "content": [{"type": "text", "text": "18C"}],
+        },
+        {
+            "type": "tool_result",
+            "tool_use_id": "call_2",
+            "content": [{"type": "text", "text": "24C"}],
+        },
         {"type": "text", "text": "Which is warmer?"},
     ]
 
@@ -145,8 +170,11 @@ def test_tool_calls_and_tool_results_become_tool_use_and_tool_result_blocks() ->
         ("auto", None, {"type": "auto"}),
         ("none", None, {"type": "none"}),
         ("required", None, {"type": "any"}),
-        ({"type": "function", "function": {"name": "get_weather"}}, None,
-         {"type": "tool", "name": "get_weather"}),
+        (
+            {"type": "function", "function": {"name": "get_weather"}},
+            None,
+            {"type": "tool", "name": "get_weather"},
+        ),
         (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
         ("required", False, {"type": "any", "disable_parallel_tool_use": True}),
     ],
@@ -158,8 +186,16 @@ def test_tool_choice_mapping(tool_choice: Any, parallel: bool | None, expected: 
 
 def test_sampling_stop_user_and_stream_map_to_their_anthropic_names() -> None:
     request = to_anthropic_request(
-        chat(temperature=0.2, top_p=0.9, top_k=40, stop="\n\nHuman:", user="u-42", stream=True,
-             stream_options={"include_usage": True}, max_tokens=300),
+        chat(
+            temperature=0.2,
+            top_p=0.9,
+            top_k=40,
+            stop="\n\nHuman:",
+            user="u-42",
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=300,
+        ),
         OPTIONS,
     )
     assert request["temperature"] == 0.2 and request["top_p"] == 0.9 and request["top_k"] == 40
@@ -204,12 +240,30 @@ def test_reasoning_effort_becomes_a_thinking_budget() -> None:
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
         ({"messages": [{"role": "user", "content": "x", "name": "bob"}]}, "messages[0].name"),
-        ({"messages": [{"role": "user", "content": [
-            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]},
-         "messages[0].content[0].type"),
-        ({"tools": [{"type": "function",
-                     "function": {**WEATHER_TOOL["function"], "strict": True}}]},
-         "tools[0].function.strict"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "input_audio",
+                                "input_audio": {"data": "AAAA", "format": "wav"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].type",
+        ),
+        (
+            {
+                "tools": [
+                    {"type": "function", "function": {**WEATHER_TOOL["function"], "strict": True}}
+                ]
+            },
+            "tools[0].function.strict",
+        ),
     ],
 )
 def test_fields_anthropic_cannot_honour_are_refused_or_dropped(fields: dict, param: str) -> None:
@@ -227,16 +281,31 @@ def test_fields_anthropic_cannot_honour_are_refused_or_dropped(fields: dict, par
 
 
 def test_neutral_values_ask_for_nothing_and_pass() -> None:
-    body = chat(n=1, logprobs=False, presence_penalty=0, frequency_penalty=0, store=False,
-                response_format={"type": "text"}, parallel_tool_calls=True)
+    body = chat(
+        n=1,
+        logprobs=False,
+        presence_penalty=0,
+        frequency_penalty=0,
+        store=False,
+        response_format={"type": "text"},
+        parallel_tool_calls=True,
+    )
     assert to_anthropic_request(body, OPTIONS) == to_anthropic_request(chat(), OPTIONS)
 
 
 def test_tool_call_arguments_must_be_a_json_object() -> None:
     messages = [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{not json"},
+                }
+            ],
+        },
     ]
     with pytest.raises(InvalidRequestError) as caught:
         to_anthropic_request(chat(messages=messages), OPTIONS)
@@ -286,16 +355,27 @@ def test_tool_use_thinking_and_cache_usage_response() -> None:
         "role": "assistant",
         "model": "claude-sonnet-4-5",
         "content": [
-            {"type": "thinking", "thinking": "The user wants weather.",
-             "signature": "EqQBCgIYAhIM"},
+            {
+                "type": "thinking",
+                "thinking": "The user wants weather.",
+                "signature": "EqQBCgIYAhIM",
+            },
             {"type": "text", "text": "I'll check."},
-            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather",
-             "input": {"location": "San Francisco, CA", "unit": "celsius"}},
+            {
+                "type": "tool_use",
+                "id": "toolu_01A09q90qw90lq917835lq9",
+                "name": "get_weather",
+                "input": {"location": "San Francisco, CA", "unit": "celsius"},
+            },
         ],
         "stop_reason": "tool_use",
         "stop_sequence": None,
-        "usage": {"input_tokens": 50, "output_tokens": 40, "cache_read_input_tokens": 1000,
-                  "cache_creation_input_tokens": 10},
+        "usage": {
+            "input_tokens": 50,
+            "output_tokens": 40,
+            "cache_read_input_tokens": 1000,
+            "cache_creation_input_tokens": 10,
+        },
     }
     result = from_anthropic_message(message, created=1)
     choice = result["choices"][0]
@@ -318,8 +398,13 @@ def test_tool_use_thinking_and_cache_usage_response() -> None:
 
 @pytest.mark.parametrize(
     ("stop_reason", "finish"),
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"),
-     ("tool_use", "tool_calls"), ("refusal", "content_filter")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+    ],
 )
 def test_stop_reason_becomes_finish_reason(stop_reason: str, finish: str) -> None:
     message = {"id": "m", "model": "c", "content": [], "stop_reason": stop_reason, "usage": {}}
@@ -330,8 +415,13 @@ def test_stop_reason_becomes_finish_reason(stop_reason: str, finish: str) -> Non
 
 
 def error_body(kind: str, message: str) -> bytes:
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message},
-                         "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"})
+    return orjson.dumps(
+        {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy",
+        }
+    )
 
 
 @pytest.mark.parametrize(

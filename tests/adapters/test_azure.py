@@ -29,9 +29,11 @@ def test_chat_goes_to_the_deployment_url_with_api_version_and_key(
 
 
 def test_streaming_passes_through(client: OpenAI, azure: FakeVendor) -> None:
-    chunks = list(client.chat.completions.create(
-        model="azure", messages=HELLO, stream=True, stream_options={"include_usage": True}
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="azure", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
         "azure: hello azure"
     )

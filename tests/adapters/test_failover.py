@@ -30,9 +30,11 @@ def test_a_failing_openai_stream_falls_back_to_anthropic_before_the_first_byte(
     client: OpenAI, broken: FakeUpstream, anthropic: FakeVendor
 ) -> None:
     broken.faults({"status": 503})
-    chunks = list(client.chat.completions.create(
-        model="failover", messages=HELLO, stream=True, stream_options={"include_usage": True}
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="failover", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
         "claude: are you there"
     )

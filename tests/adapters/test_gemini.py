@@ -36,7 +36,12 @@ def test_chat_round_trip(client: OpenAI, gemini: FakeVendor) -> None:
             {"role": "assistant", "content": "Meow."},
             {"role": "user", "content": "how are you"},
         ],
-        temperature=0.3, top_p=0.9, max_tokens=64, stop=["END"], seed=5, presence_penalty=0.1,
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=64,
+        stop=["END"],
+        seed=5,
+        presence_penalty=0.1,
     )
     assert completion.model == "gemini"
     assert completion.choices[0].message.content == "gemini: how are you"
@@ -55,8 +60,12 @@ def test_chat_round_trip(client: OpenAI, gemini: FakeVendor) -> None:
         ],
         "systemInstruction": {"parts": [{"text": "You are a cat."}]},
         "generationConfig": {
-            "temperature": 0.3, "topP": 0.9, "seed": 5, "presencePenalty": 0.1,
-            "maxOutputTokens": 64, "stopSequences": ["END"],
+            "temperature": 0.3,
+            "topP": 0.9,
+            "seed": 5,
+            "presencePenalty": 0.1,
+            "maxOutputTokens": 64,
+            "stopSequences": ["END"],
         },
     }
 
@@ -65,13 +74,23 @@ def test_candidates_json_output_and_images(client: OpenAI, gemini: FakeVendor) -
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
     completion = client.chat.completions.create(
         model="gemini",
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "describe"},
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
-        ]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "describe"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+                ],
+            }
+        ],
         n=2,
-        response_format={"type": "json_schema", "json_schema": {"name": "echo", "schema": {
-            "type": "object", "properties": {"echo": {"type": "string"}}}}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "echo",
+                "schema": {"type": "object", "properties": {"echo": {"type": "string"}}},
+            },
+        },
     )
     assert [c.index for c in completion.choices] == [0, 1]
     assert orjson.loads(completion.choices[1].message.content or "") == {"echo": "describe"}
@@ -95,11 +114,13 @@ def test_tool_call_loop(client: OpenAI, gemini: FakeVendor) -> None:
     assert call.function.name == "set_light_values"
     assert orjson.loads(call.function.arguments) == {"query": "make it cozy"}
     body = gemini.last_body()
-    assert body["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"] == (
-        LIGHTS["function"]["parameters"]
+    assert (
+        body["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
+        == (LIGHTS["function"]["parameters"])
     )
     assert body["toolConfig"]["functionCallingConfig"] == {
-        "mode": "ANY", "allowedFunctionNames": ["set_light_values"]
+        "mode": "ANY",
+        "allowedFunctionNames": ["set_light_values"],
     }
     second = client.chat.completions.create(
         model="gemini",
@@ -118,14 +139,20 @@ def test_tool_call_loop(client: OpenAI, gemini: FakeVendor) -> None:
 
 
 def test_stream_text_thoughts_and_usage(client: OpenAI, gemini: FakeVendor) -> None:
-    chunks = list(client.chat.completions.create(
-        model="gemini", messages=[{"role": "user", "content": "one two three"}],
-        reasoning_effort="medium", stream=True, stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gemini",
+            messages=[{"role": "user", "content": "one two three"}],
+            reasoning_effort="medium",
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert gemini.requests()[-1]["path"] == "/v1beta/models/gemini-test:streamGenerateContent"
     assert gemini.requests()[-1]["query"] == {"alt": "sse"}
     assert gemini.last_body()["generationConfig"]["thinkingConfig"] == {
-        "thinkingBudget": 8192, "includeThoughts": True
+        "thinkingBudget": 8192,
+        "includeThoughts": True,
     }
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     assert deltas[0].role == "assistant"
@@ -141,10 +168,14 @@ def test_stream_text_thoughts_and_usage(client: OpenAI, gemini: FakeVendor) -> N
 
 
 def test_stream_function_call(client: OpenAI, gemini: FakeVendor) -> None:
-    chunks = list(client.chat.completions.create(
-        model="gemini", messages=[{"role": "user", "content": "[tool] lights"}],
-        tools=[LIGHTS], stream=True,
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gemini",
+            messages=[{"role": "user", "content": "[tool] lights"}],
+            tools=[LIGHTS],
+            stream=True,
+        )
+    )
     calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
     assert len(calls) == 1 and calls[0].function.name == "set_light_values"
     assert orjson.loads(calls[0].function.arguments or "") == {"query": "[tool] lights"}
@@ -185,8 +216,10 @@ def test_a_field_gemini_cannot_honour_is_a_400_naming_it(
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
-            model="gemini", messages=[{"role": "user", "content": "hi"}],
-            tools=[LIGHTS], parallel_tool_calls=False,
+            model="gemini",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[LIGHTS],
+            parallel_tool_calls=False,
         )
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["param"] == "parallel_tool_calls"
@@ -197,7 +230,8 @@ def test_a_field_gemini_cannot_honour_is_a_400_naming_it(
 def test_vendor_validation_error_is_a_400_with_the_vendor_message(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
-            model="gemini", messages=[{"role": "user", "content": "hi"}],
+            model="gemini",
+            messages=[{"role": "user", "content": "hi"}],
             stop=["a", "b", "c", "d", "e", "f"],
         )
     assert "stop_sequences: at most 5 are allowed" in caught.value.message

@@ -24,10 +24,12 @@ def test_embedding_requests() -> None:
     batch = {"model": "gemini-embedding-001", "input": ["a", "b"]}
     method, request = to_embed_request(batch, OPTIONS)
     assert method == "batchEmbedContents"
-    assert request == {"requests": [
-        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}},
-        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}},
-    ]}
+    assert request == {
+        "requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}},
+        ]
+    }
     with pytest.raises(InvalidRequestError) as caught:
         to_embed_request({"model": "m", "input": [[1, 2, 3]]}, OPTIONS)
     assert caught.value.param == "input"

@@ -55,8 +55,15 @@ def test_roles_system_instruction_and_generation_config() -> None:
                 {"role": "user", "content": "How many paws"},
                 {"role": "user", "content": [{"type": "text", "text": "do you have?"}]},
             ],
-            temperature=1.0, top_p=0.8, top_k=10, max_completion_tokens=800, stop=["Title"],
-            n=2, seed=7, presence_penalty=0.5, frequency_penalty=0.25,
+            temperature=1.0,
+            top_p=0.8,
+            top_k=10,
+            max_completion_tokens=800,
+            stop=["Title"],
+            n=2,
+            seed=7,
+            presence_penalty=0.5,
+            frequency_penalty=0.25,
         ),
         OPTIONS,
     )
@@ -85,16 +92,26 @@ def test_images_audio_and_files_become_inline_or_file_data() -> None:
     content = [
         {"type": "text", "text": "Compare"},
         {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{JPEG}"}},
-        {"type": "image_url", "image_url": {"url": "https://example.com/photos/cat.png?size=large"}},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/photos/cat.png?size=large"},
+        },
         {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
-        {"type": "file",
-         "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBER"}},
+        {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBER"},
+        },
     ]
     request = to_gemini_request(chat(messages=[{"role": "user", "content": content}]), OPTIONS)
     assert request["contents"][0]["parts"] == [
         {"text": "Compare"},
         {"inlineData": {"mimeType": "image/jpeg", "data": JPEG}},
-        {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/photos/cat.png?size=large"}},
+        {
+            "fileData": {
+                "mimeType": "image/png",
+                "fileUri": "https://example.com/photos/cat.png?size=large",
+            }
+        },
         {"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}},
         {"inlineData": {"mimeType": "application/pdf", "data": "JVBER"}},
     ]
@@ -114,12 +131,25 @@ def test_tools_calls_and_results_become_function_declarations_calls_and_response
             tool_choice={"type": "function", "function": {"name": "set_light_values"}},
             messages=[
                 {"role": "user", "content": "Dim the lights so the room feels cozy and warm."},
-                {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "call_7", "type": "function", "function": {
-                        "name": "set_light_values",
-                        "arguments": '{"brightness": 25, "color_temp": "warm"}'}}]},
-                {"role": "tool", "tool_call_id": "call_7",
-                 "content": '{"brightness": 25, "colorTemperature": "warm"}'},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_7",
+                            "type": "function",
+                            "function": {
+                                "name": "set_light_values",
+                                "arguments": '{"brightness": 25, "color_temp": "warm"}',
+                            },
+                        }
+                    ],
+                },
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_7",
+                    "content": '{"brightness": 25, "colorTemperature": "warm"}',
+                },
                 {"role": "tool", "tool_call_id": "call_7", "content": "done"},
             ],
         ),
@@ -141,15 +171,25 @@ def test_tools_calls_and_results_become_function_declarations_calls_and_response
     }
     assert request["contents"][1] == {
         "role": "model",
-        "parts": [{"functionCall": {"name": "set_light_values",
-                                    "args": {"brightness": 25, "color_temp": "warm"}}}],
+        "parts": [
+            {
+                "functionCall": {
+                    "name": "set_light_values",
+                    "args": {"brightness": 25, "color_temp": "warm"},
+                }
+            }
+        ],
     }
     # Function names come from the earlier call; an object result goes as is.
     assert request["contents"][2] == {
         "role": "user",
         "parts": [
-            {"functionResponse": {"name": "set_light_values",
-                                  "response": {"brightness": 25, "colorTemperature": "warm"}}},
+            {
+                "functionResponse": {
+                    "name": "set_light_values",
+                    "response": {"brightness": 25, "colorTemperature": "warm"},
+                }
+            },
             {"functionResponse": {"name": "set_light_values", "response": {"result": "done"}}},
         ],
     }
@@ -188,7 +228,8 @@ def test_response_format_and_reasoning_effort() -> None:
         chat(response_format={"type": "json_object"}, reasoning_effort="none"), OPTIONS
     )["generationConfig"]
     assert config == {
-        "responseMimeType": "application/json", "thinkingConfig": {"thinkingBudget": 0}
+        "responseMimeType": "application/json",
+        "thinkingConfig": {"thinkingBudget": 0},
     }
 
 
@@ -201,10 +242,25 @@ def test_response_format_and_reasoning_effort() -> None:
         ({"user": "u-1"}, "user"),
         ({"service_tier": "flex"}, "service_tier"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
-        ({"messages": [{"role": "user", "content": [
-            {"type": "image_url",
-             "image_url": {"url": f"data:image/jpeg;base64,{JPEG}", "detail": "high"}}
-        ]}]}, "messages[0].content[0].image_url.detail"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {
+                                    "url": f"data:image/jpeg;base64,{JPEG}",
+                                    "detail": "high",
+                                },
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].image_url.detail",
+        ),
     ],
 )
 def test_fields_gemini_cannot_honour_are_refused_or_dropped(fields: dict, param: str) -> None:
@@ -278,18 +334,34 @@ def test_text_response_with_thoughts_and_usage() -> None:
 
 def test_function_call_response_becomes_tool_calls_with_json_arguments() -> None:
     response = {
-        "candidates": [{
-            "content": {"role": "model", "parts": [
-                {"functionCall": {"name": "set_light_values",
-                                  "args": {"brightness": 25, "color_temp": "warm"}}},
-                {"functionCall": {"id": "fc_2", "name": "set_light_values",
-                                  "args": {"brightness": 0}}},
-            ]},
-            "finishReason": "STOP",
-            "index": 0,
-        }],
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "functionCall": {
+                                "name": "set_light_values",
+                                "args": {"brightness": 25, "color_temp": "warm"},
+                            }
+                        },
+                        {
+                            "functionCall": {
+                                "id": "fc_2",
+                                "name": "set_light_values",
+                                "args": {"brightness": 0},
+                            }
+                        },
+                    ],
+                },
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
         "usageMetadata": {
-            "promptTokenCount": 40, "candidatesTokenCount": 12, "totalTokenCount": 52
+            "promptTokenCount": 40,
+            "candidatesTokenCount": 12,
+            "totalTokenCount": 52,
         },
     }
     choice = from_gemini_response(response, created=1, id_prefix="call_ab_")["choices"][0]
@@ -303,9 +375,15 @@ def test_function_call_response_becomes_tool_calls_with_json_arguments() -> None
 
 @pytest.mark.parametrize(
     ("reason", "finish"),
-    [("STOP", "stop"), ("MAX_TOKENS", "length"), ("SAFETY", "content_filter"),
-     ("RECITATION", "content_filter"), ("BLOCKLIST", "content_filter"),
-     ("PROHIBITED_CONTENT", "content_filter"), ("OTHER", "stop")],
+    [
+        ("STOP", "stop"),
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("RECITATION", "content_filter"),
+        ("BLOCKLIST", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("OTHER", "stop"),
+    ],
 )
 def test_finish_reason_mapping(reason: str, finish: str) -> None:
     response = {"candidates": [{"index": 0, "finishReason": reason}], "usageMetadata": {}}
@@ -314,20 +392,28 @@ def test_finish_reason_mapping(reason: str, finish: str) -> None:
 
 def test_several_candidates_become_several_choices() -> None:
     candidates = [
-        {"index": 1, "content": {"role": "model", "parts": [{"text": "B"}]},
-         "finishReason": "STOP"},
-        {"index": 0, "content": {"role": "model", "parts": [{"text": "A"}]},
-         "finishReason": "MAX_TOKENS"},
+        {
+            "index": 1,
+            "content": {"role": "model", "parts": [{"text": "B"}]},
+            "finishReason": "STOP",
+        },
+        {
+            "index": 0,
+            "content": {"role": "model", "parts": [{"text": "A"}]},
+            "finishReason": "MAX_TOKENS",
+        },
     ]
     choices = from_gemini_response({"candidates": candidates}, 1, "c_")["choices"]
     assert [(c["index"], c["message"]["content"], c["finish_reason"]) for c in choices] == [
-        (0, "A", "length"), (1, "B", "stop")
+        (0, "A", "length"),
+        (1, "B", "stop"),
     ]
 
 
 def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
     response = {
-        "promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 9}
+        "promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 9},
     }
     result = from_gemini_response(response, 1, "c_")
     assert result["choices"][0]["finish_reason"] == "content_filter"
@@ -369,8 +455,13 @@ def test_google_errors_map_to_gateway_errors(
 
 
 def test_an_invalid_api_key_is_401_though_google_says_400() -> None:
-    details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                "domain": "googleapis.com"}]
+    details = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+        }
+    ]
     message = "API key not valid. Please pass a valid API key."
     raw = google_error(400, "INVALID_ARGUMENT", message, details)
     error = error_from_response(400, raw, {})

@@ -44,7 +44,8 @@ FUNCTION_STREAM = transcript("gemini_function_stream.sse")
 def test_function_call_stream_sends_the_call_whole_then_tool_calls_finish() -> None:
     chunks = run_stream(FUNCTION_STREAM)
     assert chunks[0]["choices"][0]["delta"] == {
-        "role": "assistant", "reasoning_content": "Thinking about the lights."
+        "role": "assistant",
+        "reasoning_content": "Thinking about the lights.",
     }
     [call] = chunks[1]["choices"][0]["delta"]["tool_calls"]
     assert call["index"] == 0 and call["id"] == "call_x_0" and call["type"] == "function"

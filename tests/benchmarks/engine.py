@@ -33,7 +33,10 @@ Starter = Callable[[str, str], Subject]  # (upstream base url, upstream model) -
 def build_tiny_checkpoint() -> Path:
     done = subprocess.run(
         [sys.executable, "-c", _BUILD, FAMILY, str(CHECKPOINTS)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"building the tiny checkpoint failed:\n{done.stderr[-2000:]}")
@@ -45,9 +48,17 @@ def start_engine(checkpoint: Path, log_dir: Path) -> Server:
     port = free_port()
     args = python_module(
         "vllm.entrypoints.openai.api_server",
-        "--model", str(checkpoint), "--served-model-name", SERVED_NAME,
-        "--port", str(port), "--host", "127.0.0.1",
-        "--enforce-eager", "--max-model-len", "512",
+        "--model",
+        str(checkpoint),
+        "--served-model-name",
+        SERVED_NAME,
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--enforce-eager",
+        "--max-model-len",
+        "512",
     )
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": LOAD_CORE}
     server = Server("vllm", pinned(LOAD_CORE, args), port, log_dir, env=env)
@@ -92,9 +103,14 @@ def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) ->
     """Tokens/s direct to the engine and through each starter's subject."""
     stream_load, plain_load = sizes.engine_stream, sizes.engine_plain
     result = WorkloadResult(
-        "f", f"vLLM CPU engine, tiny {FAMILY}, concurrency {stream_load.concurrency}",
-        {"stream": stream_load.describe(), "non_stream": plain_load.describe(),
-         "max_tokens": sizes.engine_max_tokens, "order": "A-B-B-A rounds, averaged"},
+        "f",
+        f"vLLM CPU engine, tiny {FAMILY}, concurrency {stream_load.concurrency}",
+        {
+            "stream": stream_load.describe(),
+            "non_stream": plain_load.describe(),
+            "max_tokens": sizes.engine_max_tokens,
+            "order": "A-B-B-A rounds, averaged",
+        },
     )
     checkpoint = build_tiny_checkpoint()
     engine = start_engine(checkpoint, log_dir)
@@ -115,10 +131,21 @@ def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) ->
         engine.stop()
     result.runs = {f"{name} (stream)": run for name, run in stream_runs.items()}
     result.runs.update({f"{name} (non-stream)": run for name, run in plain_runs.items()})
-    result.metric("completion tokens/s, streaming", "tok/s", "ratio",
-                  lambda r: r["tokens_per_second"], runs=stream_runs)
-    result.metric("TTFT p50, streaming", "ms", "added", lambda r: r["ttft_ms"]["p50"],
-                  runs=stream_runs)
-    result.metric("completion tokens/s, non-streaming", "tok/s", "ratio",
-                  lambda r: r["tokens_per_second"], runs=plain_runs)
+    result.metric(
+        "completion tokens/s, streaming",
+        "tok/s",
+        "ratio",
+        lambda r: r["tokens_per_second"],
+        runs=stream_runs,
+    )
+    result.metric(
+        "TTFT p50, streaming", "ms", "added", lambda r: r["ttft_ms"]["p50"], runs=stream_runs
+    )
+    result.metric(
+        "completion tokens/s, non-streaming",
+        "tok/s",
+        "ratio",
+        lambda r: r["tokens_per_second"],
+        runs=plain_runs,
+    )
     return result

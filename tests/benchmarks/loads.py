@@ -84,9 +84,12 @@ def send(
 ) -> dict[str, Any]:
     """Drive ``subject`` with ``load``; the driver's summary, checked for errors."""
     args = [
-        "--url", subject.chat_url,
-        "--body", orjson.dumps({"model": subject.model, **body}).decode(),
-        "--concurrency", str(load.concurrency),
+        "--url",
+        subject.chat_url,
+        "--body",
+        orjson.dumps({"model": subject.model, **body}).decode(),
+        "--concurrency",
+        str(load.concurrency),
     ]
     if load.requests is not None:
         args += ["--requests", str(load.requests), "--warmup", str(load.warmup)]

@@ -30,8 +30,14 @@ HEADER_END = b"\r\n\r\n"
 
 def _response(status: str, content_type: bytes, body: bytes) -> bytes:
     return (
-        b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: " + content_type
-        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -96,16 +102,34 @@ class Responses:
         self.stream_with_usage = _stream(chunks, include_usage=True)
         self.models = _json(
             "200 OK",
-            {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED,
-                                         "owned_by": "bench"}]},
+            {
+                "object": "list",
+                "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "bench"}],
+            },
         )
         self.health = _json("200 OK", {"status": "ok"})
-        self.not_found = _json("404 Not Found", {"error": {"message": "not found",
-                                                           "type": "invalid_request_error",
-                                                           "param": None, "code": None}})
-        self.bad_request = _json("400 Bad Request", {"error": {"message": "body is not JSON",
-                                                               "type": "invalid_request_error",
-                                                               "param": None, "code": None}})
+        self.not_found = _json(
+            "404 Not Found",
+            {
+                "error": {
+                    "message": "not found",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
+        self.bad_request = _json(
+            "400 Bad Request",
+            {
+                "error": {
+                    "message": "body is not JSON",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
 
     def for_chat(self, body: bytes) -> bytes:
         try:

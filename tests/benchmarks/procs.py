@@ -76,9 +76,7 @@ class Server:
     def wait_ready(self, path: str, timeout: float) -> float:
         """Seconds from launch until ``path`` answered."""
         try:
-            wait_ready(
-                self.url + path, self.launched + timeout, lambda: self.proc.poll() is None
-            )
+            wait_ready(self.url + path, self.launched + timeout, lambda: self.proc.poll() is None)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             raise RuntimeError(f"{self.name}: {exc}\n{self.log_tail()}") from exc

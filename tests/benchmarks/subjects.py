@@ -83,7 +83,9 @@ def ensure_litellm(log: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
         subprocess.run(
             [str(LITELLM_VENV / "bin" / "pip"), "install", "litellm[proxy]"],
-            check=True, stdout=out, stderr=subprocess.STDOUT,
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     return executable
 
@@ -98,8 +100,17 @@ def start_litellm(
     config_path.write_text(
         yaml.safe_dump(litellm_bench_config(upstream_base_url, upstream_model), sort_keys=False)
     )
-    args = [str(executable), "--config", str(config_path), "--host", "127.0.0.1",
-            "--port", str(port), "--num_workers", "1"]
+    args = [
+        str(executable),
+        "--config",
+        str(config_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     server = Server(name, pinned(GATEWAY_CORE, args), port, log_dir, env=LITELLM_ENV)
     server.wait_ready("/health/liveliness", timeout=180)
     return Subject(name, server.url + "/v1", PUBLIC_MODEL, litellm_client_headers(), server)

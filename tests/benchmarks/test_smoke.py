@@ -26,7 +26,11 @@ def _metric(workload: dict[str, Any], name: str) -> dict[str, float]:
 def test_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tests.benchmarks.overhead", "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [table_path] = tmp_path.glob("overhead-*.md")

@@ -125,12 +125,20 @@ def soak(start: Callable[[], Subject], sizes: Sizes) -> WorkloadResult:
         middle, last = rss[checkpoints[-2]], rss[checkpoints[-1]]
         growth = round(100.0 * (last - middle) / middle, 1)
         result.metrics.append(
-            Metric(f"RSS growth {checkpoints[-2]} -> {checkpoints[-1]}", "%", "absolute",
-                   {subject.name: growth})
+            Metric(
+                f"RSS growth {checkpoints[-2]} -> {checkpoints[-1]}",
+                "%",
+                "absolute",
+                {subject.name: growth},
+            )
         )
     result.metrics.append(
-        Metric("requests/s during soak", "req/s", "absolute",
-               {subject.name: result.runs[subject.name]["per_second"]})
+        Metric(
+            "requests/s during soak",
+            "req/s",
+            "absolute",
+            {subject.name: result.runs[subject.name]["per_second"]},
+        )
     )
     return result
 

@@ -38,8 +38,20 @@ from tests.fakes.vendor import json_response, new_app, next_fault, record
 
 Body = dict[str, Any]
 _FIELDS = {
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
-    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
 }
 _BLOCKS = {
     "user": {"text", "image", "document", "tool_result"},
@@ -104,8 +116,8 @@ def _check_messages(messages: Any) -> str | None:
         role = message.get("role")
         if role not in _BLOCKS:
             return (
-                f"messages.{index}.role: Unexpected role \"{role}\". The Messages API accepts a "
-                "top-level `system` parameter, not \"system\" as an input message role."
+                f'messages.{index}.role: Unexpected role "{role}". The Messages API accepts a '
+                'top-level `system` parameter, not "system" as an input message role.'
                 if role == "system"
                 else f"messages.{index}.role: Input should be 'user' or 'assistant'"
             )
@@ -224,8 +236,9 @@ def answer(name: str, body: Body) -> Body:
         if "[max]" in said:
             stop_reason = "max_tokens"
         content.append({"type": "text", "text": text})
-    words = sum(len(str(b.get("text") or b.get("thinking") or b.get("input")).split())
-                for b in content)
+    words = sum(
+        len(str(b.get("text") or b.get("thinking") or b.get("input")).split()) for b in content
+    )
     usage = {
         "input_tokens": len(orjson.dumps(body["messages"])) // 4,
         "output_tokens": words,
@@ -319,8 +332,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
 async def models(request: web.Request) -> web.Response:
     if request.headers.get("x-api-key") != request.app[STATE]["api_key"]:
         return error(401, "invalid x-api-key")
-    model = {"type": "model", "id": "claude-test", "display_name": "Claude Test",
-             "created_at": "2025-01-01T00:00:00Z"}
+    model = {
+        "type": "model",
+        "id": "claude-test",
+        "display_name": "Claude Test",
+        "created_at": "2025-01-01T00:00:00Z",
+    }
     listing = {"data": [model], "has_more": False, "first_id": "claude-test"}
     return json_response(listing)
 

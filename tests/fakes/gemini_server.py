@@ -50,13 +50,30 @@ _STATUSES = {
     503: "UNAVAILABLE",
 }
 _REQUEST_FIELDS = {
-    "contents", "systemInstruction", "generationConfig", "tools", "toolConfig",
-    "safetySettings", "cachedContent",
+    "contents",
+    "systemInstruction",
+    "generationConfig",
+    "tools",
+    "toolConfig",
+    "safetySettings",
+    "cachedContent",
 }
 _CONFIG_FIELDS = {
-    "temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences",
-    "presencePenalty", "frequencyPenalty", "seed", "responseMimeType", "responseSchema",
-    "responseJsonSchema", "thinkingConfig", "responseLogprobs", "logprobs",
+    "temperature",
+    "topP",
+    "topK",
+    "candidateCount",
+    "maxOutputTokens",
+    "stopSequences",
+    "presencePenalty",
+    "frequencyPenalty",
+    "seed",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "thinkingConfig",
+    "responseLogprobs",
+    "logprobs",
 }
 _DATA_FIELDS = {"text", "inlineData", "fileData", "functionCall", "functionResponse"}
 

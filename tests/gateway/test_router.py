@@ -372,9 +372,15 @@ def test_a_target_at_its_limit_sends_requests_elsewhere(tmp_path: Path) -> None:
 def test_a_slow_drip_within_the_idle_limit_is_not_an_error(
     retry_gateway: Gateway, up: dict
 ) -> None:
-    up["a"].faults({"drip": 0.3})  # 0.3 s between chunks; the idle limit is 1 s
+    # 0.15 s between chunks: under the idle limit (1 s), and 4 gaps under the total (1 s).
+    up["a"].faults({"drip": 0.15})
     body = {"messages": [{"role": "user", "content": "one two three"}], "stream": True}
     response = chat(retry_gateway, "single", body=body)
     assert response.status_code == 200
     assert '"error"' not in response.text and response.text.endswith("data: [DONE]\n\n")
-    assert seen(up["a"]) == 1
+    assert response.text.count("data: {") == 5
+    # A gap longer than the idle limit ends the stream with an error event.
+    up["a"].faults({"drip": 1.5})
+    response = chat(retry_gateway, "single", body=body)
+    assert '"error"' in response.text and response.text.endswith("data: [DONE]\n\n")
+    assert seen(up["a"]) == 2

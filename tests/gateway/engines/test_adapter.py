@@ -8,7 +8,8 @@ from adapters.openai import rename_reasoning
 def test_a_message_gets_reasoning_content() -> None:
     result = {"choices": [{"message": {"content": "4", "reasoning": "2+2"}}]}
     assert rename_reasoning(result)["choices"][0]["message"] == {
-        "content": "4", "reasoning_content": "2+2",
+        "content": "4",
+        "reasoning_content": "2+2",
     }
 
 

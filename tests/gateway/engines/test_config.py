@@ -76,9 +76,7 @@ async def test_an_engine_target_routes_to_the_engine_url_with_preset_defaults() 
 
 
 async def test_every_engine_gets_its_own_port() -> None:
-    text = ISSUE_YAML.replace(
-        "models:", "  other:\n    model: /tmp/x\n    port: 23456\nmodels:"
-    )
+    text = ISSUE_YAML.replace("models:", "  other:\n    model: /tmp/x\n    port: 23456\nmodels:")
     config = parse_config(text, env={})
     engines = LocalEngines(config, make_logger())
     try:

@@ -21,18 +21,20 @@ pytestmark = pytest.mark.e2e
 
 CHAT_MODELS = ("tiny-llama3", "tiny-qwen2", "tiny-deepseek-r1")
 HI = [{"role": "user", "content": "Say hello."}]
-TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather of a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
-    },
-}]
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +93,15 @@ def test_chat(client: openai.OpenAI, model: str) -> None:
 
 
 def test_chat_stream(client: openai.OpenAI) -> None:
-    chunks = list(client.chat.completions.create(
-        model="tiny-qwen2", messages=HI, max_tokens=16, stream=True,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny-qwen2",
+            messages=HI,
+            max_tokens=16,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(chunks) > 3 and text
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
@@ -104,7 +111,10 @@ def test_chat_stream(client: openai.OpenAI) -> None:
 
 def test_completions_with_logprobs(client: openai.OpenAI) -> None:
     completion = client.completions.create(
-        model="tiny-llama3", prompt="The license grants", max_tokens=8, logprobs=2,
+        model="tiny-llama3",
+        prompt="The license grants",
+        max_tokens=8,
+        logprobs=2,
         extra_body={"ignore_eos": True},
     )
     choice = completion.choices[0]
@@ -124,7 +134,11 @@ def test_n_choices(client: openai.OpenAI) -> None:
 
 def test_chat_logprobs(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
-        model="tiny-qwen2", messages=HI, max_tokens=6, logprobs=True, top_logprobs=3,
+        model="tiny-qwen2",
+        messages=HI,
+        max_tokens=6,
+        logprobs=True,
+        top_logprobs=3,
         extra_body={"ignore_eos": True},
     )
     content = completion.choices[0].logprobs.content
@@ -135,8 +149,13 @@ def test_chat_logprobs(client: openai.OpenAI) -> None:
 
 
 def test_stop_sequences(client: openai.OpenAI) -> None:
-    greedy = dict(model="tiny-llama3", messages=HI, max_tokens=24, temperature=0,
-                  extra_body={"ignore_eos": True})
+    greedy = dict(
+        model="tiny-llama3",
+        messages=HI,
+        max_tokens=24,
+        temperature=0,
+        extra_body={"ignore_eos": True},
+    )
     full = client.chat.completions.create(**greedy).choices[0].message.content or ""
     stop = full[8:12]
     cut = full.index(stop)
@@ -175,8 +194,14 @@ def expected_split(tokens: list[str]) -> tuple[str, str | None]:
 def reasoning_request() -> dict[str, Any]:
     bias = {str(r1_token_id("</think>")): 5, str(r1_token_id("<think>")): -100}
     return dict(
-        model="tiny-deepseek-r1", messages=HI, max_tokens=40, n=4, seed=11, logprobs=True,
-        temperature=1.0, logit_bias=bias,
+        model="tiny-deepseek-r1",
+        messages=HI,
+        max_tokens=40,
+        n=4,
+        seed=11,
+        logprobs=True,
+        temperature=1.0,
+        logit_bias=bias,
     )
 
 
@@ -217,8 +242,11 @@ def test_reasoning_content_is_split_in_streams(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("model", ["tiny-llama3", "tiny-qwen2"])
 def test_tools_are_accepted_under_tool_presets(client: openai.OpenAI, model: str) -> None:
     completion = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=TOOLS, tool_choice="auto", max_tokens=24,
+        model=model,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=TOOLS,
+        tool_choice="auto",
+        max_tokens=24,
     )
     choice = completion.choices[0]
     assert choice.finish_reason in ("stop", "length", "tool_calls")
@@ -231,7 +259,10 @@ def test_tools_are_refused_without_a_tool_preset(client: openai.OpenAI) -> None:
     # "auto": the 200s above come from the llama3 and qwen2 presets' flags.
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
-            model="tiny-deepseek-r1", messages=HI, tools=TOOLS, tool_choice="auto",
+            model="tiny-deepseek-r1",
+            messages=HI,
+            tools=TOOLS,
+            tool_choice="auto",
             max_tokens=8,
         )
     assert "tool" in str(info.value.message).lower()

@@ -73,12 +73,21 @@ def test_the_deepseek_v3_moe_engine_serves_chat_and_tools(
         model="tiny-deepseek-v3", messages=[{"role": "user", "content": "Hi"}], max_tokens=8
     )
     assert chat.choices[0].message.content
-    tools = [{"type": "function", "function": {
-        "name": "lookup", "parameters": {"type": "object", "properties": {}},
-    }}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+    ]
     with_tools = client.chat.completions.create(
-        model="tiny-deepseek-v3", messages=[{"role": "user", "content": "Look it up"}],
-        tools=tools, tool_choice="auto", max_tokens=8,
+        model="tiny-deepseek-v3",
+        messages=[{"role": "user", "content": "Look it up"}],
+        tools=tools,
+        tool_choice="auto",
+        max_tokens=8,
     )
     assert with_tools.choices[0].finish_reason in ("stop", "length", "tool_calls")
 

@@ -67,10 +67,20 @@ async def test_the_installed_vllm_accepts_every_preset_and_typed_field() -> None
     flags = await load_flags(sys.executable, default_cache_dir())
     for family in ("deepseek-r1", "deepseek-v3", "llama3", "qwen2"):
         engine = EngineConfig(
-            model="m", family=family, served_name="s", tensor_parallel_size=1,
-            pipeline_parallel_size=1, max_model_len=512, gpu_memory_utilization=0.5,
-            dtype="bfloat16", quantization="fp8", kv_cache_dtype="auto", max_num_seqs=4,
-            max_num_batched_tokens=512, enable_prefix_caching=True, chat_template="t",
+            model="m",
+            family=family,
+            served_name="s",
+            tensor_parallel_size=1,
+            pipeline_parallel_size=1,
+            max_model_len=512,
+            gpu_memory_utilization=0.5,
+            dtype="bfloat16",
+            quantization="fp8",
+            kv_cache_dtype="auto",
+            max_num_seqs=4,
+            max_num_batched_tokens=512,
+            enable_prefix_caching=True,
+            chat_template="t",
             enforce_eager=True,
         )
         assert flags.problems("e", build_command(engine, port=1, python="p").flags) == []

@@ -62,9 +62,17 @@ def test_no_family_means_no_parser_flags() -> None:
 
 def test_typed_fields_become_vllm_flags() -> None:
     argv = command_for(
-        served_name="chat", tensor_parallel_size=2, pipeline_parallel_size=1, max_model_len=4096,
-        gpu_memory_utilization=0.5, dtype="bfloat16", quantization="awq", kv_cache_dtype="fp8",
-        max_num_seqs=64, max_num_batched_tokens=8192, chat_template="/t.jinja",
+        served_name="chat",
+        tensor_parallel_size=2,
+        pipeline_parallel_size=1,
+        max_model_len=4096,
+        gpu_memory_utilization=0.5,
+        dtype="bfloat16",
+        quantization="awq",
+        kv_cache_dtype="fp8",
+        max_num_seqs=64,
+        max_num_batched_tokens=8192,
+        chat_template="/t.jinja",
     )
     assert flag_value(argv, "--served-model-name") == "chat"
     assert flag_value(argv, "--tensor-parallel-size") == "2"
@@ -115,7 +123,10 @@ def test_flag_sources_name_where_each_flag_came_from() -> None:
 
 def test_engine_env_sets_devices_cpu_cache_and_binding_then_the_explicit_env() -> None:
     engine = EngineConfig(
-        model="m", devices="1,2", cpu_kvcache_space_gib=2, cpu_threads_bind="0-3",
+        model="m",
+        devices="1,2",
+        cpu_kvcache_space_gib=2,
+        cpu_threads_bind="0-3",
         env={"VLLM_LOGGING_LEVEL": "DEBUG", "CUDA_VISIBLE_DEVICES": "3"},
     )
     env = engine_env(engine, base={"PATH": "/bin", "VLLM_CPU_KVCACHE_SPACE": "40"})

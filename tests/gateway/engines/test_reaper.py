@@ -43,9 +43,23 @@ def start_reaper(
     pidfile = tmp_path / "helper.pid"
     log = tmp_path / "reaper.log"
     reaper = subprocess.Popen(
-        [sys.executable, "-m", "gateway.engines.reaper", "--parent-pid", str(parent_pid),
-         "--grace", str(grace), "--", "sh", "-c", engine.format(pidfile=pidfile)],
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.engines.reaper",
+            "--parent-pid",
+            str(parent_pid),
+            "--grace",
+            str(grace),
+            "--",
+            "sh",
+            "-c",
+            engine.format(pidfile=pidfile),
+        ],
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
     assert wait_for(lambda: PID_MARKER in log.read_text())
@@ -107,9 +121,19 @@ def test_a_reaper_whose_gateway_is_already_gone_exits_at_once(tmp_path: Path) ->
     gone = subprocess.Popen(["true"])
     gone.wait()
     reaper = subprocess.run(
-        [sys.executable, "-m", "gateway.engines.reaper", "--parent-pid", str(gone.pid),
-         "--", "sleep", "300"],
-        cwd=ROOT, capture_output=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "gateway.engines.reaper",
+            "--parent-pid",
+            str(gone.pid),
+            "--",
+            "sleep",
+            "300",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=30,
     )
     assert reaper.returncode == 1
     assert PID_MARKER.encode() not in reaper.stdout  # no engine was started

@@ -10,10 +10,12 @@ import pytest
 
 from gateway.engines.tiny import ARCHITECTURES, build_checkpoint, is_built
 
-TOOLS = [{
-    "type": "function",
-    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
-}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,9 @@ def test_the_qwen2_template_lists_tools_in_hermes_form(built: dict[str, Path]) -
     tok = tokenizer(built["qwen2"])
     assert len(tok("<tool_call>", add_special_tokens=False)["input_ids"]) == 1
     prompt = tok.apply_chat_template(
-        [{"role": "user", "content": "Weather?"}], tools=TOOLS, tokenize=False,
+        [{"role": "user", "content": "Weather?"}],
+        tools=TOOLS,
+        tokenize=False,
         add_generation_prompt=True,
     )
     assert '<tools>\n{"type": "function", "function": {"name": "get_weather"' in prompt
@@ -82,7 +86,9 @@ def test_the_llama3_template_uses_header_tokens_and_tools(built: dict[str, Path]
     tok = tokenizer(built["llama3"])
     prompt = tok.apply_chat_template(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"}],
-        tools=TOOLS, tokenize=False, add_generation_prompt=True,
+        tools=TOOLS,
+        tokenize=False,
+        add_generation_prompt=True,
     )
     assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
     assert '"name": "get_weather"' in prompt and "Be brief.<|eot_id|>" in prompt
