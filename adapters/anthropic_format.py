@@ -30,6 +30,7 @@ from adapters.translation import (
     text_parts,
     tool_arguments,
     tool_call,
+    unsupported_function_role,
     vendor_error,
 )
 from gateway.config import DEFAULT_THINKING_BUDGETS
@@ -122,12 +123,7 @@ def convert_messages(messages: list[Body], policy: FieldPolicy) -> tuple[list[st
         elif role == "tool":
             turn_role, blocks = "user", [_tool_result(message, where)]
         else:
-            raise InvalidRequestError(
-                f"'{where}.role' '{role}' (the deprecated functions format) is not supported by "
-                f"the {PROVIDER} provider; use tools and role 'tool'.",
-                param=f"{where}.role",
-                code="unsupported_parameter",
-            )
+            raise unsupported_function_role(where, PROVIDER)
         if turns and turns[-1]["role"] == turn_role:
             turns[-1]["content"].extend(blocks)
         else:

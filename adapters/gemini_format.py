@@ -37,6 +37,7 @@ from adapters.translation import (
     text_parts,
     tool_arguments,
     tool_call,
+    unsupported_function_role,
     vendor_error,
 )
 from gateway.config import DEFAULT_THINKING_BUDGETS
@@ -128,12 +129,7 @@ def convert_messages(messages: list[Body], policy: FieldPolicy) -> tuple[list[st
         elif role == "tool":
             gemini_role, parts = "user", [_function_response(message, where, call_names)]
         else:
-            raise InvalidRequestError(
-                f"'{where}.role' '{role}' (the deprecated functions format) is not supported by "
-                f"the {PROVIDER} provider; use tools and role 'tool'.",
-                param=f"{where}.role",
-                code="unsupported_parameter",
-            )
+            raise unsupported_function_role(where, PROVIDER)
         if contents and contents[-1]["role"] == gemini_role:
             contents[-1]["parts"].extend(parts)
         else:

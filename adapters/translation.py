@@ -82,6 +82,16 @@ def unsupported_endpoint(provider: str, endpoint: str) -> InvalidRequestError:
     )
 
 
+def unsupported_function_role(where: str, provider: str) -> InvalidRequestError:
+    """The deprecated ``function`` role: no translated API has an equivalent."""
+    return InvalidRequestError(
+        f"'{where}.role' 'function' (the deprecated functions format) is not supported by "
+        f"the {provider} provider; use tools and role 'tool'.",
+        param=f"{where}.role",
+        code="unsupported_parameter",
+    )
+
+
 def parse_data_url(url: str, param: str) -> tuple[str, str] | None:
     """``(mime type, base64 data)`` of a data URL; None for any other URL."""
     if not url.startswith("data:"):

@@ -1,4 +1,5 @@
-"""Fixtures for the access-control tests: a real Redis, and gateway configs with ``auth:``."""
+"""Fixtures of the gateway tests: a real Redis and access-rule configs, and the
+fake upstreams of the routing tests."""
 
 from __future__ import annotations
 
@@ -36,3 +37,21 @@ def auth_config(
         "auth": auth,
         **top,
     }
+
+
+@pytest.fixture(scope="module")
+def ups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakeUpstream]]:
+    """Three fake upstreams (a, b, c) per test module (router and resilience tests)."""
+    tmp = tmp_path_factory.mktemp("upstreams")
+    servers = {name: FakeUpstream(tmp, name) for name in ("a", "b", "c")}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def up(ups: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
+    """The module's upstreams, with their requests, events and faults cleared."""
+    for server in ups.values():
+        server.reset()
+    return ups

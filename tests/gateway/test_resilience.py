@@ -17,22 +17,6 @@ from tests.helpers import FakeUpstream, Gateway
 
 
 @pytest.fixture(scope="module")
-def ups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakeUpstream]]:
-    tmp = tmp_path_factory.mktemp("resilience")
-    servers = {name: FakeUpstream(tmp, name) for name in ("a", "b", "c")}
-    yield servers
-    for server in servers.values():
-        server.stop()
-
-
-@pytest.fixture
-def up(ups: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
-    for server in ups.values():
-        server.reset()
-    return ups
-
-
-@pytest.fixture(scope="module")
 def fallback_gateway(
     tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstream]
 ) -> Iterator[Gateway]:

@@ -18,22 +18,6 @@ USER = [{"role": "user", "content": "hello there world"}]
 NO_BREAKER = {"failures": 1000, "error_ratio": None}
 
 
-@pytest.fixture(scope="module")
-def ups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakeUpstream]]:
-    tmp = tmp_path_factory.mktemp("router")
-    servers = {name: FakeUpstream(tmp, name) for name in ("a", "b", "c")}
-    yield servers
-    for server in servers.values():
-        server.stop()
-
-
-@pytest.fixture
-def up(ups: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
-    for server in ups.values():
-        server.reset()
-    return ups
-
-
 def providers(ups: dict[str, FakeUpstream], timeouts: dict | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         name: {"kind": "openai", "base_url": server.base_url} for name, server in ups.items()
