@@ -214,7 +214,10 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: every public model has at least one reachable target."""
+    """Readiness, per model and target. 200 "ready" when every model can be
+    served, 200 "degraded" when some can (so one broken engine does not take
+    every replica out of a load balancer), 503 "not_ready" when none can.
+    ``?strict`` answers 503 unless every model can be served."""
     state = request.app[STATE]
     targets = {t.name: t for m in state.router.models.values() for t in m.targets}
     checks = await asyncio.gather(
@@ -228,13 +231,17 @@ async def ready(request: web.Request) -> web.Response:
         }
         for name, model in state.router.models.items()
     }
-    is_ready = all(m["ready"] for m in models.values())
-    payload: dict[str, Any] = {"status": "ready" if is_ready else "not_ready", "models": models}
+    servable = sum(1 for m in models.values() if m["ready"])
+    if servable == len(models):
+        status, code = "ready", 200
+    elif servable and "strict" not in request.query:
+        status, code = "degraded", 200
+    else:
+        status, code = "not_ready", 503
+    payload: dict[str, Any] = {"status": status, "models": models}
     if state.engines is not None and state.engines.manager is not None:
         payload["engines"] = state.engines.snapshot()
-    return web.Response(
-        body=orjson.dumps(payload), content_type=JSON, status=200 if is_ready else 503
-    )
+    return web.Response(body=orjson.dumps(payload), content_type=JSON, status=code)
 
 
 async def _target_ready(target: Any) -> bool:

@@ -56,7 +56,7 @@ def tiny_engine(path: Path, family: str, **overrides: Any) -> dict[str, Any]:
 
 
 def ready_payload(gateway: Gateway) -> dict[str, Any]:
-    """GET /ready whatever its status (503 while something is down)."""
+    """GET /ready whatever its status (503 while no model can be served)."""
     try:
         return dict(http_json("GET", gateway.url + "/ready"))
     except urllib.error.HTTPError as exc:

@@ -8,6 +8,8 @@ import os
 import signal
 import statistics
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import openai
@@ -59,7 +61,13 @@ def test_ready_shows_each_engine_state(engines_gateway: EngineGateway) -> None:
         assert payload["models"][name]["ready"] is True
     assert engines["broken"]["state"] == "failed"
     assert payload["models"]["broken"]["ready"] is False
-    assert payload["status"] == "not_ready"  # one model is down, and /ready says which
+    # One model is down: still serving the others (a load balancer keeps the
+    # replica), and /ready says which; ?strict says not every model is up.
+    assert payload["status"] == "degraded"
+    strict = urllib.request.Request(engines_gateway.gateway.url + "/ready?strict")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(strict, timeout=10)
+    assert refused.value.code == 503
 
 
 def test_an_engine_that_cannot_start_is_reported_and_its_model_gets_503(
