@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.helpers import ROOT, Gateway, http_json
+from tests.helpers import ROOT, FakeUpstream, Gateway, http_json
 
 TINY_DIR = ROOT / ".tiny-models"
 MAIN_FAMILIES = ("llama3", "qwen2", "deepseek-r1")
@@ -130,14 +130,32 @@ def launch_engine_gateway(tmp: Path, config: dict[str, Any]) -> EngineGateway:
 
 
 @pytest.fixture(scope="session")
-def engines_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineGateway]:
+def backup_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstream]:
+    """A remote OpenAI-compatible backend behind a local engine (tier 2)."""
+    server = FakeUpstream(tmp_path_factory.mktemp("backup"), "backup")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def engines_gateway(
+    tmp_path_factory: pytest.TempPathFactory, backup_upstream: FakeUpstream
+) -> Iterator[EngineGateway]:
     paths = build_tiny(*MAIN_FAMILIES)
     engines = {f"tiny-{f}": tiny_engine(paths[f], f) for f in MAIN_FAMILIES}
     # An engine that cannot start: reported, and the others keep serving.
     engines["broken"] = {"model": str(TINY_DIR / "no-such-checkpoint"), "max_restarts": 0}
+    models: dict[str, Any] = {name: {"targets": [{"engine": name}]} for name in engines}
+    models["qwen2-with-backup"] = {
+        "targets": [
+            {"engine": "tiny-qwen2"},
+            {"provider": "backup", "model": "m", "tier": 2},
+        ]
+    }
     config = {
         "engines": engines,
-        "models": {name: {"targets": [{"engine": name}]} for name in engines},
+        "providers": {"backup": {"kind": "openai", "base_url": backup_upstream.base_url}},
+        "models": models,
     }
     started = launch_engine_gateway(tmp_path_factory.mktemp("engines"), config).settle()
     yield started
