@@ -178,23 +178,31 @@ class TargetHealth:
 
 class HealthChecker:
     """Active checks: every ``interval`` seconds each backend is asked whether
-    it answers; a target whose backend does not is skipped until it does."""
+    it answers. A target whose backend missed ``misses`` checks in a row is
+    skipped until one succeeds: one slow answer on a busy host is not an outage."""
 
-    def __init__(self, targets: Iterable[HealthCheckTarget], interval: float) -> None:
+    def __init__(
+        self, targets: Iterable[HealthCheckTarget], interval: float, misses: int = 2
+    ) -> None:
         self._by_adapter: dict[int, tuple[HealthCheckTarget, list[TargetHealth]]] = {}
         for target in targets:
             entry = self._by_adapter.setdefault(id(target.adapter), (target, []))
             entry[1].append(target.health)
         self._interval = interval
+        self._misses_allowed = misses
+        self._missed: dict[int, int] = {}
 
     async def check_once(self) -> None:
-        entries = list(self._by_adapter.values())
+        keys = list(self._by_adapter)
         results = await asyncio.gather(
-            *(target.adapter.health() for target, _ in entries), return_exceptions=True
+            *(self._by_adapter[key][0].adapter.health() for key in keys), return_exceptions=True
         )
-        for (_, healths), ok in zip(entries, results, strict=True):
-            for health in healths:
-                health.checked_healthy = ok is True
+        for key, ok in zip(keys, results, strict=True):
+            missed = 0 if ok is True else self._missed.get(key, 0) + 1
+            self._missed[key] = missed
+            if missed == 0 or missed >= self._misses_allowed:
+                for health in self._by_adapter[key][1]:
+                    health.checked_healthy = missed == 0
 
     async def run(self) -> None:
         while True:

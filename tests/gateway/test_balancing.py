@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.balancing import RoundRobin, SessionAffinity, WeightedRandom
 from gateway.config import BreakerConfig
-from gateway.health import TargetHealth
+from gateway.health import HealthChecker, TargetHealth
 from gateway.router import Target
 
 
@@ -83,3 +83,22 @@ def test_half_open_admits_one_probe() -> None:
     assert not health.usable(now)  # a second request waits for the probe's outcome
     health.record_success()
     assert health.state == "closed" and health.usable(now)
+
+
+async def test_one_missed_health_check_is_not_an_outage() -> None:
+    class Flaky:
+        def __init__(self) -> None:
+            self.answers = [False, True, False, False, True]
+
+        async def health(self) -> bool:
+            return self.answers.pop(0)
+
+    adapter: Any = Flaky()
+    target = Target("t", adapter, "m", TargetHealth("t", BreakerConfig()))
+    checker = HealthChecker([target], interval=1, misses=2)
+    seen = []
+    for _ in range(5):
+        await checker.check_once()
+        seen.append(target.health.checked_healthy)
+    # One miss changes nothing; two in a row mark it down; one success brings it back.
+    assert seen == [None, True, True, False, True]
