@@ -83,20 +83,12 @@ class ProviderClient:
         self.what = what
         self._error = error
         self._session = make_session(headers, max_connections, what)
-        # JSON calls go through the lean pools (one per origin); streams use aiohttp.
+        # Requests and streams go through the lean pools (one per origin); the
+        # aiohttp session serves only the rare GETs (model lists, health checks).
         self._headers = dict(headers)
         self._max_connections = max_connections
         self._pools: dict[str, FastPool] = {}
-        # Timeouts are per call site, but the common case is the provider's own:
-        # keep those aiohttp objects prebuilt instead of allocating per request.
-        self._default = timeouts
-        self._timeout = client_timeout(timeouts, streaming=False)
-        self._stream_timeout = client_timeout(timeouts, streaming=True)
-
-    def _timeouts(self, timeouts: Timeouts, streaming: bool) -> aiohttp.ClientTimeout:
-        if timeouts is self._default:
-            return self._stream_timeout if streaming else self._timeout
-        return client_timeout(timeouts, streaming=streaming)
+        self._timeout = client_timeout(timeouts)
 
     def _pool(self, url: str) -> FastPool:
         origin = url[: url.find("/", url.find("//") + 2)]

@@ -1,10 +1,9 @@
-"""HTTP plumbing shared by the adapters: a pooled aiohttp session per
-provider, timeouts, SSE reading, and transport failures mapped onto the
-gateway's exception tree."""
+"""HTTP plumbing shared by the adapters: the aiohttp session for plain GETs,
+upstream error answers and transport failures mapped onto the gateway's
+exception tree, and SSE reading."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,8 +20,6 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-
-JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def make_session(
@@ -46,13 +43,9 @@ def make_session(
     )
 
 
-def client_timeout(timeouts: Timeouts, *, streaming: bool) -> aiohttp.ClientTimeout:
-    """Total and connect limits are aiohttp's; a stream's idle gap is its socket read limit."""
-    return aiohttp.ClientTimeout(
-        total=None if streaming else timeouts.total,
-        sock_connect=timeouts.connect,
-        sock_read=timeouts.idle if streaming else None,
-    )
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's limits for the session's plain GETs: connect and total."""
+    return aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
 
 
 def status_error(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
@@ -129,17 +122,4 @@ async def iter_sse_json(response: StreamedResponse, what: str) -> AsyncIterator[
         if "error" in chunk and "choices" not in chunk:
             error = chunk["error"] if isinstance(chunk["error"], dict) else {}
             raise UpstreamError(str(error.get("message") or f"{what} failed mid-stream"))
-        yield chunk
-
-
-async def first_then_rest(
-    chunks: AsyncIterator[dict[str, Any]], first_token: float | None
-) -> AsyncIterator[dict[str, Any]]:
-    """Apply the time-to-first-token limit to the first chunk only."""
-    async with asyncio.timeout(first_token):
-        first = await anext(chunks, None)
-    if first is None:
-        return
-    yield first
-    async for chunk in chunks:
         yield chunk
