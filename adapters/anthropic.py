@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import orjson
-
 from adapters.anthropic_format import (
     AnthropicOptions,
     error_from_response,
@@ -19,8 +17,8 @@ from adapters.anthropic_format import (
     to_anthropic_request,
 )
 from adapters.anthropic_stream import AnthropicStream
-from adapters.client import FailedStream, ProviderClient, iter_sse_data
-from adapters.fasthttp import StreamedResponse
+from adapters.client import Batch, FailedStream, ProviderClient
+from adapters.sse import EventDecoder
 from adapters.translation import Body, unsupported_endpoint
 from gateway.config import AnthropicProviderConfig, Timeouts
 from gateway.errors import UpstreamError
@@ -50,29 +48,19 @@ class AnthropicAdapter:
         message = await self._client.post(self._base + "/messages", request, timeouts)
         return from_anthropic_message(message, int(time.time()))
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         def make_request() -> Body:
             return to_anthropic_request({**body, "stream": True}, self._options)
 
-        return self._client.stream(self._base + "/messages", make_request, timeouts, self._chunks)
+        def decoder() -> AnthropicChunks:
+            return AnthropicChunks(self._client.what)
 
-    async def _chunks(self, response: StreamedResponse) -> AsyncIterator[Body]:
-        stream = AnthropicStream(int(time.time()))
-        async for data in iter_sse_data(response):
-            try:
-                event = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise UpstreamError(f"{self._client.what} sent a malformed stream event") from exc
-            for chunk in stream.feed(event):
-                yield chunk
-            if stream.done:
-                return
-        raise UpstreamError(f"{self._client.what} ended the stream before message_stop")
+        return self._client.stream(self._base + "/messages", make_request, timeouts, decoder)
 
     async def completions(self, body: Body, timeouts: Timeouts) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/completions")
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         return FailedStream(unsupported_endpoint(PROVIDER, "/v1/completions"))
 
     async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
@@ -87,3 +75,19 @@ class AnthropicAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class AnthropicChunks(EventDecoder):
+    """Anthropic's SSE body, as it arrives, becomes OpenAI chunks."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self._stream = AnthropicStream(int(time.time()))
+
+    def translate(self, event: bytes) -> list[Body]:
+        chunks = self._stream.feed(self.parse(event))
+        self.done = self._stream.done
+        return chunks
+
+    def end(self) -> list[Body]:
+        raise UpstreamError(f"{self.what} ended the stream before message_stop")

@@ -2,7 +2,9 @@
 
 An adapter speaks OpenAI's wire format on its gateway side: it takes an
 OpenAI request body (a dict whose ``model`` is already the upstream name) and
-returns OpenAI response dicts, or an async iterator of OpenAI stream chunks.
+returns OpenAI response dicts, or an async iterator of batches of OpenAI
+stream chunks (a batch is what one read of the backend's socket completed,
+so chunks that arrived together are sent on to the client in one write).
 Whatever the backend speaks on the other side is the adapter's business.
 Adapters raise ``gateway.errors`` exceptions, never return error values.
 """
@@ -15,18 +17,19 @@ from typing import Any, Protocol
 from gateway.config import Timeouts
 
 Body = dict[str, Any]
+Batch = list[Body]
 
 
 class Adapter(Protocol):
     async def chat(self, body: Body, timeouts: Timeouts) -> Body: ...
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
-        """Chunks as OpenAI sends them, after ``[DONE]`` nothing more."""
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+        """Chunks as OpenAI sends them, never an empty batch; after ``[DONE]`` nothing more."""
         ...
 
     async def completions(self, body: Body, timeouts: Timeouts) -> Body: ...
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]: ...
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]: ...
 
     async def embeddings(self, body: Body, timeouts: Timeouts) -> Body: ...
 

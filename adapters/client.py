@@ -3,13 +3,13 @@
 JSON calls and SSE streams run under the gateway's timeouts (connect, first
 token, idle gap, total) and map failures onto ``gateway.errors``. What differs
 per provider is passed in: how an HTTP error answer reads (``ErrorMapper``)
-and how a stream body becomes OpenAI chunks (``Decoder``).
+and how a stream body becomes OpenAI chunks (a ``ChunkDecoder``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -24,34 +24,13 @@ from adapters.http import (
     status_error,
     transport_errors,
 )
+from adapters.sse import ChunkDecoder
 from gateway.config import Timeouts
 from gateway.errors import GatewayError, UpstreamTimeoutError
 
 Body = dict[str, Any]
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
-Decoder = Callable[[StreamedResponse], AsyncIterator[Body]]
-
-
-async def iter_sse_data(response: StreamedResponse) -> AsyncIterator[bytes]:
-    """The ``data`` of each complete SSE event, multi-line data joined, until the body ends.
-
-    An event cut off by the end of the body is discarded, as the SSE spec says;
-    callers detect a truncated stream by its missing final event.
-    """
-    content = response.content
-    lines: list[bytes] = []
-    while True:
-        line = await content.readline()
-        if not line:
-            return
-        line = line.rstrip(b"\r\n")
-        if not line:
-            if lines:
-                yield b"\n".join(lines)
-                lines = []
-        elif line.startswith(b"data:"):
-            data = line[5:]
-            lines.append(data[1:] if data.startswith(b" ") else data)
+Batch = list[Body]  # the chunks decoded from one read of a stream
 
 
 class FailedStream:
@@ -64,7 +43,7 @@ class FailedStream:
     def __aiter__(self) -> FailedStream:
         return self
 
-    async def __anext__(self) -> Body:
+    async def __anext__(self) -> Batch:
         raise self._error
 
     async def aclose(self) -> None:
@@ -130,51 +109,135 @@ class ProviderClient:
         except (aiohttp.ClientError, TimeoutError):
             return False
 
-    async def stream(
-        self, url: str, make_request: Callable[[], Any], timeouts: Timeouts, decode: Decoder
-    ) -> AsyncIterator[Body]:
-        """The decoded chunks of one SSE response.
-
-        The request is built at the first ``anext``, with the connection: a
-        request the provider cannot take then fails where the router handles
-        every other failure of a stream.
-        """
-        body = make_request()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeouts.total is None else loop.time() + timeouts.total
-        async with transport_errors(self.what):
-            # Nothing is yielded inside this block: the limit covers connect,
-            # headers and the first chunk, all awaited in the caller's task.
-            async with asyncio.timeout(timeouts.first_token):
-                response = await self._pool(url).stream(
-                    url, orjson.dumps(body), timeouts.connect, timeouts.idle
-                )
-                try:
-                    if response.status >= 400:
-                        raise self._error(response.status, await response.read(), response.headers)
-                    chunks = decode(response)
-                    first = await anext(chunks, None)
-                except BaseException:
-                    response.close()
-                    raise
-            finished = False
-            try:
-                if first is not None:
-                    yield first
-                    async for chunk in chunks:
-                        if deadline is not None and loop.time() > deadline:
-                            raise UpstreamTimeoutError(f"{self.what} exceeded its total time limit")
-                        yield chunk
-                finished = True
-            finally:
-                # A stream left unfinished (client gone, error) must not go back
-                # to the pool half-read: closing it also tells the upstream to stop.
-                if finished:
-                    response.release()
-                else:
-                    response.close()
+    def stream(
+        self,
+        url: str,
+        make_request: Callable[[], Any],
+        timeouts: Timeouts,
+        decoder: Callable[[], ChunkDecoder],
+    ) -> UpstreamStream:
+        """The chunks of one SSE response, in batches (see ``UpstreamStream``)."""
+        return UpstreamStream(self, url, make_request, timeouts, decoder)
 
     async def aclose(self) -> None:
         for pool in self._pools.values():
             pool.close()
         await self._session.close()
+
+
+class UpstreamStream:
+    """The chunks of one SSE response, in batches: each batch is what one read
+    of the socket completed, so chunks that arrived together are sent on
+    together. ``finished`` tells, without waiting, that the batch just
+    returned was the last, so the client's response can end in the same write.
+
+    The request is sent at the first ``anext``: a request the provider cannot
+    take then fails where the router handles every other failure of a stream.
+    """
+
+    __slots__ = (
+        "_client",
+        "_deadline",
+        "_decode",
+        "_decoder",
+        "_make_request",
+        "_response",
+        "_timeouts",
+        "_url",
+    )
+
+    def __init__(
+        self,
+        client: ProviderClient,
+        url: str,
+        make_request: Callable[[], Any],
+        timeouts: Timeouts,
+        decoder: Callable[[], ChunkDecoder],
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._make_request = make_request
+        self._timeouts = timeouts
+        self._decoder = decoder
+        self._response: StreamedResponse | None = None
+        self._decode: ChunkDecoder | None = None
+        self._deadline: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        decode = self._decode
+        return decode is not None and decode.done and decode.failure is None
+
+    def __aiter__(self) -> UpstreamStream:
+        return self
+
+    async def __anext__(self) -> Batch:
+        response, decode = self._response, self._decode
+        if response is None or decode is None:
+            return await self._open()
+        late = self._deadline is not None and asyncio.get_running_loop().time() > self._deadline
+        if late and not decode.done:
+            response.close()
+            raise UpstreamTimeoutError(f"{self._client.what} exceeded its total time limit")
+        try:
+            batch = await _next_batch(response, decode)
+        except TimeoutError as exc:
+            response.close()
+            raise UpstreamTimeoutError(f"{self._client.what} timed out") from exc
+        except BaseException:
+            response.close()
+            raise
+        if not batch:
+            response.release()  # read to its end: the connection can serve again
+            raise StopAsyncIteration
+        return batch
+
+    async def _open(self) -> Batch:
+        """Send the request; the first batch, all under the first-token limit."""
+        client, timeouts = self._client, self._timeouts
+        body = orjson.dumps(self._make_request())
+        if timeouts.total is not None:
+            self._deadline = asyncio.get_running_loop().time() + timeouts.total
+        try:
+            async with asyncio.timeout(timeouts.first_token):
+                response = await client._pool(self._url).stream(
+                    self._url, body, timeouts.connect, timeouts.idle
+                )
+                try:
+                    if response.status >= 400:
+                        raw = await response.read()
+                        raise client._error(response.status, raw, response.headers)
+                    decode = self._decoder()
+                    batch = await _next_batch(response, decode)
+                except BaseException:
+                    response.close()
+                    raise
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(f"{client.what} timed out") from exc
+        if not batch:
+            response.release()
+            raise StopAsyncIteration
+        self._response, self._decode = response, decode
+        return batch
+
+    async def aclose(self) -> None:
+        """Abandon the stream; unless it was read to its end, closing the
+        connection also tells the upstream to stop."""
+        response = self._response
+        if response is not None and not self.finished:
+            response.close()
+
+
+async def _next_batch(response: StreamedResponse, decode: ChunkDecoder) -> Batch:
+    """The chunks completed by what arrives next; empty once the stream is over."""
+    while not decode.done:
+        if decode.failure is not None:
+            raise decode.failure
+        data = await response.read_some()
+        if not data:
+            decode.done = True
+            return decode.end()
+        batch = decode.feed(data)
+        if batch:
+            return batch
+    return []

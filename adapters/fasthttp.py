@@ -5,8 +5,8 @@ at over a quarter of all CPU: per call it builds request and response objects,
 header multidicts, timer handles and tracing hooks the gateway never uses.
 This client does only what a JSON POST to an upstream needs: a pooled
 connection per request, one prebuilt header block per URL, and httptools to
-parse the answer, whole (``FastPool.post``) or as a stream read line by line
-by the SSE decoders (``FastPool.stream``).
+parse the answer, whole (``FastPool.post``) or as a stream handed to the SSE
+decoders as it arrives (``FastPool.stream``).
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ class _Connection(asyncio.Protocol):
 
 
 class StreamedResponse:
-    """A streamed answer: status and headers, then the body line by line.
+    """A streamed answer: status and headers, then the body as it arrives.
 
-    Reading pauses the socket when the unread buffer grows (a slow client
+    Reading pauses the socket when the unread body grows (a slow client
     slows the upstream instead of filling memory)."""
 
     HIGH_WATER = 256 * 1024
@@ -119,7 +119,8 @@ class StreamedResponse:
         self._pool = pool
         self._connection = connection
         self._idle = idle
-        self._buffer = bytearray()
+        self._unread: list[bytes] = []
+        self._unread_size = 0
         self._eof = False
         self._keep_alive = False
         self._error: Exception | None = None
@@ -128,7 +129,6 @@ class StreamedResponse:
         self._waiter: asyncio.Future[None] | None = None
         self.status = 0
         self.raw_headers: RawHeaders = []
-        self.content = self  # the decoders read ``response.content.readline()``
 
     @property
     def headers(self) -> CIMultiDict[str]:
@@ -141,8 +141,9 @@ class StreamedResponse:
         self._wake()
 
     def fed(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > self.HIGH_WATER and not self._paused:
+        self._unread.append(data)
+        self._unread_size += len(data)
+        if self._unread_size > self.HIGH_WATER and not self._paused:
             self._paused = True
             assert self._connection.transport is not None
             self._connection.transport.pause_reading()
@@ -170,6 +171,9 @@ class StreamedResponse:
         if self._error is not None:
             raise self._error
         self._waiter = asyncio.get_running_loop().create_future()
+        if limit is None:
+            await self._waiter
+            return
         async with asyncio.timeout(limit):
             await self._waiter
 
@@ -179,29 +183,26 @@ class StreamedResponse:
         while not self.status:
             await self._wait(None)
 
-    async def readline(self) -> bytes:
-        """The next line with its newline; at the end, what is left, then b""."""
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[: end + 1])
-                del self._buffer[: end + 1]
-                if self._paused and len(self._buffer) < self.HIGH_WATER // 2:
-                    self._paused = False
-                    assert self._connection.transport is not None
-                    self._connection.transport.resume_reading()
-                return line
+    async def read_some(self) -> bytes:
+        """All of the body that has arrived unread (waiting for some); b"" at its end."""
+        while not self._unread:
             if self._eof:
-                rest = bytes(self._buffer)
-                self._buffer.clear()
-                return rest
+                return b""
             await self._wait(self._idle)
+        unread = self._unread
+        data = unread[0] if len(unread) == 1 else b"".join(unread)
+        self._unread, self._unread_size = [], 0
+        if self._paused:
+            self._paused = False
+            assert self._connection.transport is not None
+            self._connection.transport.resume_reading()
+        return data
 
     async def read(self) -> bytes:
         while not self._eof:
             await self._wait(self._idle)
-        rest = bytes(self._buffer)
-        self._buffer.clear()
+        rest = b"".join(self._unread)
+        self._unread, self._unread_size = [], 0
         return _decoded(rest, self.raw_headers)
 
     # -- the connection's fate ------------------------------------------------
@@ -218,10 +219,7 @@ class StreamedResponse:
         if connection.stream is not self:
             return
         connection.stream = None
-        # Past the last event only blank lines may remain; anything else means
-        # the stream was not what it seemed, and the connection is not reused.
-        clean = not self._buffer.strip()
-        if self._eof and self._keep_alive and connection.open and clean:
+        if self._eof and self._keep_alive and connection.open:
             self._pool._release(connection)
         else:
             self._pool._discard(connection)

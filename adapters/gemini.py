@@ -12,10 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-import orjson
-
-from adapters.client import FailedStream, ProviderClient, iter_sse_data
-from adapters.fasthttp import StreamedResponse
+from adapters.client import Batch, FailedStream, ProviderClient
 from adapters.gemini_embed import from_embed_response, to_embed_request
 from adapters.gemini_format import (
     GeminiOptions,
@@ -25,9 +22,9 @@ from adapters.gemini_format import (
     to_gemini_request,
 )
 from adapters.gemini_stream import GeminiStream
+from adapters.sse import EventDecoder
 from adapters.translation import Body, unsupported_endpoint
 from gateway.config import GeminiProviderConfig, Timeouts
-from gateway.errors import UpstreamError
 
 PROVIDER = "gemini"
 
@@ -60,30 +57,21 @@ class GeminiAdapter:
         result = await self._client.post(url, request, timeouts)
         return from_gemini_response(result, int(time.time()), _call_id_prefix())
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         url = self._url(body["model"], "streamGenerateContent") + "?alt=sse"
 
         def make_request() -> Body:
             return to_gemini_request(body, self._options)
 
-        return self._client.stream(url, make_request, timeouts, self._chunks)
+        def decoder() -> GeminiChunks:
+            return GeminiChunks(self._client.what)
 
-    async def _chunks(self, response: StreamedResponse) -> AsyncIterator[Body]:
-        stream = GeminiStream(int(time.time()), _call_id_prefix())
-        async for data in iter_sse_data(response):
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise UpstreamError(f"{self._client.what} sent a malformed stream chunk") from exc
-            for openai_chunk in stream.feed(chunk):
-                yield openai_chunk
-        for openai_chunk in stream.finish():
-            yield openai_chunk
+        return self._client.stream(url, make_request, timeouts, decoder)
 
     async def completions(self, body: Body, timeouts: Timeouts) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/completions")
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         return FailedStream(unsupported_endpoint(PROVIDER, "/v1/completions"))
 
     async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
@@ -104,3 +92,18 @@ class GeminiAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class GeminiChunks(EventDecoder):
+    """Gemini's SSE body, as it arrives, becomes OpenAI chunks. Gemini's
+    stream has no end event: the body's end is the stream's."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self._stream = GeminiStream(int(time.time()), _call_id_prefix())
+
+    def translate(self, event: bytes) -> list[Body]:
+        return self._stream.feed(self.parse(event))
+
+    def end(self) -> list[Body]:
+        return self._stream.finish()

@@ -1,6 +1,6 @@
 """HTTP plumbing shared by the adapters: the aiohttp session for plain GETs,
 upstream error answers and transport failures mapped onto the gateway's
-exception tree, and SSE reading."""
+exception tree."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.fasthttp import StreamedResponse
 from gateway.config import Timeouts
 from gateway.errors import (
     GatewayError,
@@ -95,31 +94,3 @@ async def transport_errors(what: str) -> AsyncIterator[None]:
         raise UpstreamError(f"{what} closed the connection before the response ended") from exc
     except aiohttp.ClientError as exc:
         raise UpstreamError(f"{what} failed: {type(exc).__name__}") from exc
-
-
-async def iter_sse_json(response: StreamedResponse, what: str) -> AsyncIterator[dict[str, Any]]:
-    """Yield each ``data:`` JSON object of an SSE body until ``[DONE]``.
-
-    A body that ends without ``[DONE]`` is an error, so a truncated upstream
-    stream is never passed off as a complete one.
-    """
-    content = response.content
-    while True:
-        line = await content.readline()
-        if not line:
-            raise UpstreamError(f"{what} ended the stream without [DONE]")
-        if not line.startswith(b"data:"):
-            continue  # blank separators, comments, event:/id: lines
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            return
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"{what} sent a malformed stream chunk") from exc
-        if not isinstance(chunk, dict):
-            raise UpstreamError(f"{what} sent a malformed stream chunk")
-        if "error" in chunk and "choices" not in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            raise UpstreamError(str(error.get("message") or f"{what} failed mid-stream"))
-        yield chunk

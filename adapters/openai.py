@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from adapters.client import ProviderClient
-from adapters.fasthttp import StreamedResponse
-from adapters.http import iter_sse_json
+from adapters.sse import OpenAIChunks, rename_reasoning
 from gateway.config import OpenAIProviderConfig, Timeouts
 
 Body = dict[str, Any]
+Batch = list[Body]
 
 
 class OpenAIAdapter:
@@ -39,28 +39,27 @@ class OpenAIAdapter:
         """Where a call goes; OpenAI's API names the model in the body, not the URL."""
         return self._base + path
 
-    def _decode(self, response: StreamedResponse) -> AsyncIterator[Body]:
-        chunks = iter_sse_json(response, self._client.what)
-        return _renamed(chunks) if self._rename_reasoning else chunks
+    def _decoder(self) -> OpenAIChunks:
+        return OpenAIChunks(self._client.what, self._rename_reasoning)
 
     async def _post(self, path: str, body: Body, timeouts: Timeouts) -> Body:
         result = await self._client.post(self._url(path, body.get("model")), body, timeouts)
         return rename_reasoning(result) if self._rename_reasoning else result
 
-    def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         url = self._url(path, body.get("model"))
-        return self._client.stream(url, lambda: body, timeouts, self._decode)
+        return self._client.stream(url, lambda: body, timeouts, self._decoder)
 
     async def chat(self, body: Body, timeouts: Timeouts) -> Body:
         return await self._post("/chat/completions", body, timeouts)
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         return self._stream("/chat/completions", body, timeouts)
 
     async def completions(self, body: Body, timeouts: Timeouts) -> Body:
         return await self._post("/completions", body, timeouts)
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         return self._stream("/completions", body, timeouts)
 
     async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
@@ -75,21 +74,3 @@ class OpenAIAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def rename_reasoning(result: Body) -> Body:
-    """vLLM's reasoning parsers answer ``reasoning``; DeepSeek's API, and most
-    clients, read ``reasoning_content``: give clients one name for both."""
-    for choice in result.get("choices") or ():
-        for key in ("message", "delta"):
-            part = choice.get(key)
-            if isinstance(part, dict) and "reasoning" in part:
-                reasoning = part.pop("reasoning")
-                if part.get("reasoning_content") is None:
-                    part["reasoning_content"] = reasoning
-    return result
-
-
-async def _renamed(chunks: AsyncIterator[Body]) -> AsyncIterator[Body]:
-    async for chunk in chunks:
-        yield rename_reasoning(chunk)

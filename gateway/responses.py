@@ -5,7 +5,6 @@ OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -13,9 +12,11 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.logs import AccessRecord
+from gateway.router import TargetStream
 from gateway.tokens import TokenCounter
 
 Body = dict[str, Any]
+Batch = list[Body]
 SSE_DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -39,9 +40,15 @@ def _choice_text(choice: Body) -> str:
     if "text" in choice:  # completions
         return str(choice.get("text") or "")
     message = choice.get("message") or choice.get("delta") or {}
-    return "".join(
-        str(message.get(key) or "") for key in ("content", "reasoning_content", "refusal")
-    )
+    content = message.get("content")
+    text = content if isinstance(content, str) else ""
+    # Most deltas carry content alone: look for the rarer parts only when present.
+    if len(message) > 1:
+        for key in ("reasoning_content", "refusal"):
+            part = message.get(key)
+            if part:
+                text += str(part)
+    return text
 
 
 def finish_result(result: Body, public_name: str, body: Body, tokens: TokenCounter) -> Body:
@@ -60,7 +67,7 @@ def finish_result(result: Body, public_name: str, body: Body, tokens: TokenCount
 
 
 class StreamRelay:
-    """Forwards one upstream stream to the client, chunk by chunk, unbuffered."""
+    """Forwards one upstream stream to the client as it arrives, unbuffered."""
 
     def __init__(
         self,
@@ -85,26 +92,29 @@ class StreamRelay:
         self.first_at = 0.0
         self.last_at = 0.0
 
-    def encode(self, chunk: Body) -> bytes | None:
-        """The bytes to send for one upstream chunk (None: nothing to send)."""
-        chunk["model"] = self.public_name
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = usage
-        choices = chunk.get("choices")
-        if choices:
-            self.last_at = time.perf_counter()
-            if not self.chunks:
-                self.first_at = self.last_at
-            self.chunks += 1
-            self.last_chunk = chunk
-            for choice in choices:
-                self.texts.append(_choice_text(choice))
-        if not self.include_usage and "usage" in chunk:
-            del chunk["usage"]
-            if not choices:
-                return None  # the upstream's usage-only chunk the client did not ask for
-        return sse(chunk)
+    def encode(self, batch: Batch) -> bytes:
+        """The bytes to send for a batch of upstream chunks (maybe none)."""
+        events = []
+        for chunk in batch:
+            chunk["model"] = self.public_name
+            usage = chunk.get("usage")
+            if usage:
+                self.usage = usage
+            choices = chunk.get("choices")
+            if choices:
+                self.last_at = time.perf_counter()
+                if not self.chunks:
+                    self.first_at = self.last_at
+                self.chunks += 1
+                self.last_chunk = chunk
+                for choice in choices:
+                    self.texts.append(_choice_text(choice))
+            if not self.include_usage and "usage" in chunk:
+                del chunk["usage"]
+                if not choices:
+                    continue  # the upstream's usage-only chunk the client did not ask for
+            events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        return events[0] if len(events) == 1 else b"".join(events)
 
     def closing_usage_chunk(self) -> bytes | None:
         """OpenAI's final usage chunk, computed when the upstream sent none."""
@@ -130,36 +140,31 @@ class StreamRelay:
                 )
         return None
 
-    async def run(
-        self,
-        response: web.StreamResponse,
-        first: Body,
-        chunks: AsyncIterator[Body],
-    ) -> None:
+    async def run(self, response: web.StreamResponse, first: Batch, rest: TargetStream) -> None:
+        """Send each batch in one write (a burst that arrived together leaves
+        together); the last batch leaves with the end of the response."""
+        last = b""
         try:
-            if first:
-                data = self.encode(first)
-                if data is not None:
+            batch = first
+            while batch:
+                data = self.encode(batch)
+                if rest.finished:
+                    last = data
+                elif data:
                     await response.write(data)
-            async for chunk in chunks:
-                data = self.encode(chunk)
-                if data is not None:
-                    await response.write(data)
+                batch = await anext(rest, [])
         except GatewayError as exc:
             # The status line is gone: the failure becomes the last event,
             # so the client sees an error, never a silently short answer.
             self.record.error_type = exc.type
             self._record_gap()
-            await response.write(sse(exc.to_dict()))
-            await response.write(SSE_DONE)
+            await response.write_eof(sse(exc.to_dict()) + SSE_DONE)
             return
         closing = self.closing_usage_chunk()
-        if closing is not None:
-            await response.write(closing)
         self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
         self.record.completion_tokens = self.usage.get("completion_tokens") if self.usage else None
         self._record_gap()
-        await response.write(SSE_DONE)
+        await response.write_eof(b"".join((last, closing or b"", SSE_DONE)))
 
     def _record_gap(self) -> None:
         if self.chunks > 1:

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity import stop_after_delay as stop_after_seconds
 
-from adapters.base import Adapter, Body
+from adapters.base import Adapter, Batch, Body
 from gateway.balancing import BALANCERS, Balancer
 from gateway.config import ModelConfig, RetryConfig, Timeouts
 from gateway.errors import (
@@ -162,16 +162,16 @@ class Router:
 
     async def open_stream(
         self, model: PublicModel, call: Call
-    ) -> tuple[Body, TargetStream, Target]:
-        """Open a stream; return its first chunk, the rest of it, and its target."""
+    ) -> tuple[Batch, TargetStream, Target]:
+        """Open a stream; return its first batch of chunks, the rest of it, and its target."""
 
-        async def send(target: Target) -> tuple[Body, TargetStream]:
+        async def send(target: Target) -> tuple[Batch, TargetStream]:
             method = getattr(target.adapter, _STREAM_METHOD[call.operation])
             await target.health.acquire()
             started = time.perf_counter()
-            chunks: AsyncIterator[Body] = method(target.prepare(call.body), target.timeouts)
+            chunks: AsyncIterator[Batch] = method(target.prepare(call.body), target.timeouts)
             try:
-                first: Body = await anext(chunks, {})
+                first: Batch = await anext(chunks, [])
             except BaseException as exc:
                 target.health.release()
                 if isinstance(exc, GatewayError):
@@ -319,12 +319,12 @@ class Router:
 
 
 class TargetStream:
-    """The rest of a stream. Frees the target's slot and records the outcome
+    """The rest of a stream, in batches of chunks. Frees the target's slot and records the outcome
     when it ends, fails, or is closed early (the client went away)."""
 
     __slots__ = ("_chunks", "_open", "_target", "_ttft")
 
-    def __init__(self, target: Target, chunks: AsyncIterator[Body], ttft: float) -> None:
+    def __init__(self, target: Target, chunks: AsyncIterator[Batch], ttft: float) -> None:
         self._target = target
         self._chunks = chunks
         self._ttft = ttft
@@ -333,7 +333,12 @@ class TargetStream:
     def __aiter__(self) -> TargetStream:
         return self
 
-    async def __anext__(self) -> Body:
+    @property
+    def finished(self) -> bool:
+        """The last batch is in: the next ``anext`` ends the stream at once."""
+        return bool(getattr(self._chunks, "finished", False))
+
+    async def __anext__(self) -> Batch:
         try:
             return await anext(self._chunks)
         except StopAsyncIteration:

@@ -146,7 +146,6 @@ async def _answer(
             await relay.run(response, first, chunks)
         finally:
             grant.record_stream(relay.usage, relay.texts)
-    await response.write_eof()
     return response
 
 

@@ -24,6 +24,7 @@ from gateway.logs import AccessRecord
 from gateway.router import Target
 
 Body = dict[str, Any]
+Batch = list[Body]
 RequestSpan = tuple[Span, object]  # the span and the context token to detach
 
 
@@ -126,10 +127,10 @@ class TracedAdapter:
     async def _stream(
         self,
         operation: str,
-        method: Callable[[Body, Timeouts], AsyncIterator[Body]],
+        method: Callable[[Body, Timeouts], AsyncIterator[Batch]],
         body: Body,
         timeouts: Timeouts,
-    ) -> AsyncIterator[Body]:
+    ) -> AsyncIterator[Batch]:
         # Started on the first chunk asked for: inside the request's context.
         span = self._tracer.start_span(
             f"upstream {operation}",
@@ -139,9 +140,9 @@ class TracedAdapter:
         chunks = 0
         try:
             async with aclosing(method(body, timeouts)) as stream:  # type: ignore[type-var]
-                async for chunk in stream:
-                    chunks += 1
-                    yield chunk
+                async for batch in stream:
+                    chunks += len(batch)
+                    yield batch
         except GatewayError as exc:
             span.set_attributes({"error.type": exc.type, "gateway.status": exc.status})
             span.set_status(Status(StatusCode.ERROR, exc.message))
@@ -159,8 +160,8 @@ class TracedAdapter:
     async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
         return await self._call("embeddings", self._inner.embeddings, body, timeouts)
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         return self._stream("chat_stream", self._inner.chat_stream, body, timeouts)
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Body]:
+    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
         return self._stream("completions_stream", self._inner.completions_stream, body, timeouts)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
+import pytest
 
-from tests.helpers import FakeUpstream, Gateway
+from tests.helpers import FakeUpstream, Gateway, ServerProcess, free_port
 
 
 def raw_stream(gateway: Gateway, body: dict) -> tuple[bytes, list[float]]:
@@ -28,21 +32,27 @@ def raw_stream(gateway: Gateway, body: dict) -> tuple[bytes, list[float]]:
     return data, arrivals
 
 
-def test_sse_byte_format(gateway: Gateway) -> None:
-    body = {"model": "chat", "messages": [{"role": "user", "content": "a b"}], "stream": True}
-    data, _ = raw_stream(gateway, body)
-    head, _, payload = data.partition(b"\r\n\r\n")
-    assert b"Content-Type: text/event-stream" in head
+def http_chunks(data: bytes) -> tuple[bytes, list[bytes]]:
+    """The head of a chunked HTTP/1.1 response and its body's chunks."""
+    head, _, rest = data.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head
-    # De-chunk the HTTP/1.1 body.
-    events, rest = b"", payload
+    chunks = []
     while rest:
         size_line, _, rest = rest.partition(b"\r\n")
         size = int(size_line, 16)
         if size == 0:
             break
-        events, rest = events + rest[:size], rest[size + 2 :]
-    frames = events.split(b"\n\n")
+        chunks.append(rest[:size])
+        rest = rest[size + 2 :]
+    return head, chunks
+
+
+def test_sse_byte_format(gateway: Gateway) -> None:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "a b"}], "stream": True}
+    data, _ = raw_stream(gateway, body)
+    head, chunks = http_chunks(data)
+    assert b"Content-Type: text/event-stream" in head
+    frames = b"".join(chunks).split(b"\n\n")
     assert frames[-1] == b"" and frames[-2] == b"data: [DONE]"
     for frame in frames[:-2]:
         assert frame.startswith(b"data: {") and b"\n" not in frame
@@ -92,3 +102,34 @@ def test_client_disconnect_cancels_the_upstream(gateway: Gateway, upstream: Fake
     assert events and events[0]["event"] == "cancelled"
     # 50 words at 0.2 s each would take 10 s: the upstream stopped long before.
     assert time.monotonic() - hung_up < 5
+
+
+@pytest.fixture(scope="module")
+def burst_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway before the benchmark's mock, which sends a whole stream in one write."""
+    tmp: Path = tmp_path_factory.mktemp("burst")
+    port = free_port()
+    args = [sys.executable, "-m", "tests.benchmarks.mock_upstream", "--port", str(port)]
+    mock = ServerProcess([*args, "--chunks", "8"], port, tmp / "mock.log")
+    config = {
+        "providers": {"mock": {"kind": "openai", "base_url": f"{mock.url}/v1"}},
+        "models": {"chat": {"targets": [{"provider": "mock", "model": "mock-model"}]}},
+    }
+    gateway = Gateway(tmp, config)
+    yield gateway
+    gateway.stop()
+    mock.stop()
+
+
+def test_a_burst_that_arrived_together_leaves_in_one_write(burst_gateway: Gateway) -> None:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    _, chunks = http_chunks(raw_stream(burst_gateway, body)[0])
+    # One HTTP chunk: the eight events, the usage chunk asked for by the
+    # gateway dropped (the client did not ask), and [DONE].
+    assert len(chunks) == 1
+    frames = chunks[0].split(b"\n\n")
+    assert frames[-2:] == [b"data: [DONE]", b""]
+    events = [orjson.loads(frame[6:]) for frame in frames[:-2]]
+    assert len(events) == 8
+    assert {event["model"] for event in events} == {"chat"}
+    assert all(event["choices"] for event in events)
