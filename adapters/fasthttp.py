@@ -127,6 +127,8 @@ class StreamedResponse:
         self._paused = False
         self._released = False
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle_until = 0.0
         self.status = 0
         self.raw_headers: RawHeaders = []
 
@@ -167,15 +169,36 @@ class StreamedResponse:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, limit: float | None) -> None:
+    def _wait(self, limit: float | None) -> asyncio.Future[None]:
+        """What to await for the next bytes (a plain future: no coroutine frame
+        between the reader and the socket)."""
         if self._error is not None:
             raise self._error
-        self._waiter = asyncio.get_running_loop().create_future()
-        if limit is None:
-            await self._waiter
-            return
-        async with asyncio.timeout(limit):
-            await self._waiter
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        if limit is not None:
+            # One idle timer per stream, re-armed only when it fires early: a
+            # wait costs a clock read, not a timer of its own.
+            self._idle_until = loop.time() + limit
+            if self._timer is None:
+                self._timer = loop.call_at(self._idle_until, self._idle_check)
+        return waiter
+
+    def _idle_check(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # no wait under way: the next one arms the timer again
+        loop = waiter.get_loop()
+        if loop.time() < self._idle_until:
+            self._timer = loop.call_at(self._idle_until, self._idle_check)
+        else:
+            waiter.set_exception(TimeoutError("the upstream sent nothing for too long"))
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # -- read by the decoders -------------------------------------------------
 
@@ -211,6 +234,7 @@ class StreamedResponse:
         """Done with the answer's events: the connection goes back to the pool
         once the message has ended (its last bytes may still be on the way)."""
         self._released = True
+        self._stop_timer()
         if self._eof:
             self._settle()
 
@@ -226,6 +250,7 @@ class StreamedResponse:
 
     def close(self) -> None:
         """Abandon the answer: closing the connection tells the upstream to stop."""
+        self._stop_timer()
         if self._connection.stream is self:
             self._connection.stream = None
             self._pool._discard(self._connection)

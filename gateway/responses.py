@@ -152,7 +152,10 @@ class StreamRelay:
                     last = data
                 elif data:
                     await response.write(data)
-                batch = await anext(rest, [])
+                try:
+                    batch = await rest.__anext__()
+                except StopAsyncIteration:
+                    break
         except GatewayError as exc:
             # The status line is gone: the failure becomes the last event,
             # so the client sees an error, never a silently short answer.

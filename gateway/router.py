@@ -340,7 +340,7 @@ class TargetStream:
 
     async def __anext__(self) -> Batch:
         try:
-            return await anext(self._chunks)
+            return await self._chunks.__anext__()
         except StopAsyncIteration:
             self._end(None)
             raise

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.fasthttp import FastPool
+from adapters.fasthttp import FastPool, StreamedResponse
 from gateway.errors import UpstreamUnavailableError
 from tests.helpers import FakeUpstream, free_port
 
@@ -83,3 +83,43 @@ async def test_unreachable_is_unavailable() -> None:
     with pytest.raises(UpstreamUnavailableError):
         await pool.post(origin + "/v1/x", BODY, 1)
     assert pool._size == 0
+
+
+def _slow_stream(words: int) -> bytes:
+    """A stream whose chunks come 0.2 s apart (the fake's ``[slow]`` marker)."""
+    text = "[slow] " + " ".join(f"w{i}" for i in range(words))
+    messages = [{"role": "user", "content": text}]
+    return orjson.dumps({"model": "m", "messages": messages, "stream": True})
+
+
+async def _read_all(response: StreamedResponse) -> bytes:
+    body = b""
+    while piece := await response.read_some():
+        body += piece
+    return body
+
+
+async def test_a_steady_stream_outlasts_its_idle_limit(upstream: FakeUpstream) -> None:
+    # Eight gaps of 0.2 s under an idle limit of 0.5 s: 1.6 s in all, so the
+    # one idle timer fires mid-stream and must see that data kept coming.
+    pool = pool_for(upstream)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await pool.stream(upstream.base_url + "/chat/completions", _slow_stream(8), 1, 0.5)
+    body = await _read_all(response)
+    response.release()
+    assert loop.time() - started > 1.0
+    assert body.count(b"data: {") >= 9 and body.endswith(b"data: [DONE]\n\n")
+    pool.close()
+
+
+async def test_a_gap_longer_than_the_idle_limit_times_out(upstream: FakeUpstream) -> None:
+    pool = pool_for(upstream)
+    response = await pool.stream(upstream.base_url + "/chat/completions", _slow_stream(3), 1, 0.1)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await _read_all(response)
+    assert asyncio.get_running_loop().time() - started < 0.5
+    response.close()
+    assert pool._size == 0
+    pool.close()

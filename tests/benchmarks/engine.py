@@ -67,12 +67,12 @@ def start_engine(checkpoint: Path, log_dir: Path) -> Server:
 
 
 def _interleaved(
-    subjects: list[Subject], load: Load, body: dict[str, Any], label: str
+    subjects: list[Subject], load: Load, body: dict[str, Any], label: str, cycles: int
 ) -> dict[str, dict[str, Any]]:
-    """Each subject twice, in A-B-B-A order, averaged: the engine's own speed
-    drifts on a shared machine, and this keeps the drift out of the ratios."""
+    """Each subject twice per cycle, in A-B-B-A order, averaged: the engine's own
+    speed drifts on a shared machine, and this keeps the drift out of the ratios."""
     rounds: dict[str, list[dict[str, Any]]] = {s.name: [] for s in subjects}
-    for subject in [*subjects, *reversed(subjects)]:
+    for subject in [*subjects, *reversed(subjects)] * cycles:
         print(f"  (f) {subject.name} {label} ...", flush=True)
         rounds[subject.name].append(send(subject, load, body))
     return {name: _mean_of(runs) for name, runs in rounds.items()}
@@ -109,7 +109,7 @@ def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) ->
             "stream": stream_load.describe(),
             "non_stream": plain_load.describe(),
             "max_tokens": sizes.engine_max_tokens,
-            "order": "A-B-B-A rounds, averaged",
+            "order": f"A-B-B-A rounds, {sizes.engine_cycles} cycle(s), averaged",
         },
     )
     checkpoint = build_tiny_checkpoint()
@@ -121,8 +121,9 @@ def through_engine(log_dir: Path, sizes: Sizes, starters: dict[str, Starter]) ->
         plain = {"messages": PROMPT, "max_tokens": sizes.engine_max_tokens, "ignore_eos": True}
         stream = {**plain, "stream": True, "stream_options": {"include_usage": True}}
         try:
-            stream_runs = _interleaved(subjects, stream_load, stream, "streaming")
-            plain_runs = _interleaved(subjects, plain_load, plain, "non-streaming")
+            cycles = sizes.engine_cycles
+            stream_runs = _interleaved(subjects, stream_load, stream, "streaming", cycles)
+            plain_runs = _interleaved(subjects, plain_load, plain, "non-streaming", cycles)
         finally:
             for subject in subjects:
                 if subject.server is not None:

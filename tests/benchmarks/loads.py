@@ -17,6 +17,9 @@ from tests.benchmarks.system import process_cpu_seconds
 PROMPT = [{"role": "user", "content": "Say hello in one short sentence."}]
 CHAT = {"messages": PROMPT, "max_tokens": 16}
 STREAM = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+PACE_MS = 2
+# The mock's own extra (passed through by the gateway): one event per write, PACE_MS apart.
+PACED_STREAM = {**STREAM, "mock_pace_ms": PACE_MS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,34 +48,41 @@ class Sizes:
     latency: Load
     throughput: Load
     streaming: Load
+    paced: Load
     soak: Load
     startup_repeats: int
     engine_stream: Load
     engine_plain: Load
     engine_max_tokens: int
+    engine_cycles: int  # A-B-B-A cycles per subject pair
 
 
 FULL = Sizes(
     latency=Load(concurrency=1, requests=2000, warmup=200),
     throughput=Load(concurrency=64, duration=20.0, warmup_seconds=2.0),
     streaming=Load(concurrency=64, duration=10.0, warmup_seconds=2.0),
+    paced=Load(concurrency=64, duration=10.0, warmup_seconds=2.0),
     soak=Load(concurrency=64, requests=100_000, checkpoints=(10_000, 50_000, 100_000)),
     startup_repeats=5,
-    # Two rounds each (A-B-B-A), so 20 measured seconds per subject.
+    # Two A-B-B-A cycles, so four rounds and 40 measured seconds per subject:
+    # one cycle left the engine's drift (about 2% per round) in the ratio.
     engine_stream=Load(concurrency=32, duration=10.0, warmup_seconds=3.0, count_tokens=True),
     engine_plain=Load(concurrency=32, duration=10.0, warmup_seconds=3.0, count_tokens=True),
     engine_max_tokens=128,
+    engine_cycles=2,
 )
 
 SMOKE = Sizes(
     latency=Load(concurrency=1, requests=100, warmup=20),
     throughput=Load(concurrency=16, duration=1.0, warmup_seconds=0.3),
     streaming=Load(concurrency=16, duration=1.0, warmup_seconds=0.3),
+    paced=Load(concurrency=16, duration=1.0, warmup_seconds=0.3),
     soak=Load(concurrency=16, requests=3000, checkpoints=(300, 1500, 3000)),
     startup_repeats=1,
     engine_stream=Load(concurrency=8, duration=3.0, warmup_seconds=2.0, count_tokens=True),
     engine_plain=Load(concurrency=8, duration=3.0, warmup_seconds=2.0, count_tokens=True),
     engine_max_tokens=32,
+    engine_cycles=1,
 )
 
 

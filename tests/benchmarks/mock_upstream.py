@@ -8,7 +8,10 @@ measures beyond that is the component in front of it.
 - ``POST /v1/chat/completions``: a fixed completion with ``usage``; with
   ``"stream": true``, ``--chunks`` content chunks (one SSE event per HTTP
   chunk), then a usage chunk when ``stream_options.include_usage`` is true,
-  then ``data: [DONE]``.
+  then ``data: [DONE]``. The whole stream leaves in one write, unless the
+  request carries ``"mock_pace_ms": N`` (not in OpenAI's API): then each
+  event leaves in its own write, N ms apart, as a model generating tokens
+  would send them.
 - ``GET /v1/models`` lists the one model; ``GET /health`` answers ok.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import dataclass
 from typing import cast
 
 import orjson
@@ -77,20 +81,31 @@ def _http_chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def _stream(chunks: int, include_usage: bool) -> bytes:
-    """The whole streaming response, HTTP chunked, one SSE event per HTTP chunk."""
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def _stream(chunks: int, include_usage: bool) -> list[bytes]:
+    """The streaming response in pieces: the head, one HTTP chunk per SSE event
+    (the last also ends the body)."""
     events = [_chunk({"role": "assistant", "content": "tok0 "}, None)]
     events += [_chunk({"content": f"tok{i} "}, None) for i in range(1, chunks - 1)]
     events.append(_chunk({"content": "end"}, "stop"))
     if include_usage:
         events.append({**_chunk({}, None), "choices": [], "usage": USAGE})
-    body = b"".join(_http_chunk(b"data: " + orjson.dumps(e) + b"\n\n") for e in events)
-    body += _http_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-        b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )
-    return head + body
+    pieces = [_http_chunk(b"data: " + orjson.dumps(e) + b"\n\n") for e in events]
+    pieces.append(_http_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    return [STREAM_HEAD, *pieces]
+
+
+@dataclass(frozen=True, slots=True)
+class Paced:
+    """A stream sent one piece per write, ``interval`` seconds apart."""
+
+    pieces: list[bytes]
+    interval: float
 
 
 class Responses:
@@ -98,8 +113,10 @@ class Responses:
 
     def __init__(self, chunks: int) -> None:
         self.completion = _json("200 OK", _completion())
-        self.stream = _stream(chunks, include_usage=False)
-        self.stream_with_usage = _stream(chunks, include_usage=True)
+        self.stream_pieces = _stream(chunks, include_usage=False)
+        self.stream_with_usage_pieces = _stream(chunks, include_usage=True)
+        self.stream = b"".join(self.stream_pieces)
+        self.stream_with_usage = b"".join(self.stream_with_usage_pieces)
         self.models = _json(
             "200 OK",
             {
@@ -131,15 +148,19 @@ class Responses:
             },
         )
 
-    def for_chat(self, body: bytes) -> bytes:
+    def for_chat(self, body: bytes) -> bytes | Paced:
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError:
             return self.bad_request
         if not isinstance(request, dict) or not request.get("stream"):
             return self.completion
-        options = request.get("stream_options") or {}
-        return self.stream_with_usage if options.get("include_usage") else self.stream
+        usage = (request.get("stream_options") or {}).get("include_usage")
+        pace = request.get("mock_pace_ms")
+        if pace:
+            pieces = self.stream_with_usage_pieces if usage else self.stream_pieces
+            return Paced(pieces, float(pace) / 1000)
+        return self.stream_with_usage if usage else self.stream
 
 
 def _content_length(head: bytes) -> int:
@@ -174,12 +195,25 @@ class MockProtocol(asyncio.Protocol):
             stop = start + _content_length(head)
             if len(buffer) < stop:
                 break
-            assert self.transport is not None
-            self.transport.write(self.answer(head, buffer[start:stop]))
+            answer = self.answer(head, buffer[start:stop])
+            if isinstance(answer, Paced):
+                self.send_paced(answer.pieces, answer.interval)
+            else:
+                assert self.transport is not None
+                self.transport.write(answer)
             buffer = buffer[stop:]
         self.buffer = buffer
 
-    def answer(self, head: bytes, body: bytes) -> bytes:
+    def send_paced(self, pieces: list[bytes], interval: float) -> None:
+        assert self.transport is not None
+        if self.transport.is_closing():
+            return
+        self.transport.write(pieces[0])
+        if len(pieces) > 1:
+            loop = asyncio.get_running_loop()
+            loop.call_later(interval, self.send_paced, pieces[1:], interval)
+
+    def answer(self, head: bytes, body: bytes) -> bytes | Paced:
         line = head[: head.find(b"\r\n")] if b"\r\n" in head else head
         parts = line.split(b" ")
         method, path = parts[0], parts[1] if len(parts) > 1 else b"/"

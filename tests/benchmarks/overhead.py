@@ -6,6 +6,8 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
   (a) non-streaming, concurrency 1: added p50/p99 latency
   (b) non-streaming, concurrency 64, 20 s: requests/s
   (c) streaming (16 chunks), concurrency 64: streams/s, time to first token
+  (g) the same, but the mock sends each chunk in its own write, 2 ms apart,
+      as a model would: CPU per chunk when nothing can be batched
   (d) soak, 100,000 requests: gateway RSS along the way
   (e) startup: process start to /health ready, no engines
   (f) a real vLLM CPU engine on a tiny checkpoint: completion tokens/s
@@ -42,14 +44,15 @@ from tests.benchmarks.system import machine_info
 from tests.benchmarks.workloads import (
     WorkloadResult,
     latency_at_one,
+    paced_streaming,
     soak,
     startup,
     streaming,
     throughput,
 )
 
-WORKLOADS = "abcdef"
-SMOKE_WORKLOADS = "abce"
+WORKLOADS = "abcgdef"  # run in this order: the steady ones against one mock first
+SMOKE_WORKLOADS = "abcge"
 # (upstream base url, upstream model, log dir) -> a started subject
 Starter = Callable[[str, str, Path], Subject]
 STARTERS: dict[str, Starter] = {
@@ -91,7 +94,7 @@ def run_against_mock(
         return lambda: STARTERS[name](upstream, MOCK_MODEL, logs)
 
     try:
-        steady = [w for w in workloads if w in "abc"]
+        steady = [w for w in workloads if w in "abcg"]
         if steady:
             results += _steady_workloads(steady, mock, [starter(s) for s in subjects], sizes)
         if "d" in workloads:
@@ -115,7 +118,7 @@ def _steady_workloads(
     try:
         for start in starters:
             subjects.append(start())
-        steps = {"a": latency_at_one, "b": throughput, "c": streaming}
+        steps = {"a": latency_at_one, "b": throughput, "c": streaming, "g": paced_streaming}
         results = []
         for workload in workloads:
             print(f"({workload})", flush=True)

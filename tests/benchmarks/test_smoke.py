@@ -40,7 +40,7 @@ def test_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     assert results["mode"] == "smoke"
     assert results["machine"]["cores"] >= 1 and results["machine"]["cpu_model"]
     workloads = {w["id"]: w for w in results["workloads"]}
-    assert sorted(workloads) == ["a", "b", "c", "e"]
+    assert sorted(workloads) == ["a", "b", "c", "e", "g"]
     for workload in workloads.values():
         for subject, run in workload["runs"].items():
             assert run["errors"] == 0, (workload["id"], subject, run["error_samples"])
@@ -56,6 +56,11 @@ def test_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     # Every stream arrived whole through the gateway: 16 chunks, usage, [DONE].
     assert workloads["c"]["runs"]["gateway"]["events_per_reply"] == 18
     assert workloads["c"]["notes"] == []
+    # Paced by the mock: the first chunk leaves 2 ms after the head.
+    assert workloads["g"]["runs"]["gateway"]["events_per_reply"] == 18
+    assert workloads["g"]["notes"] == []
+    assert _metric(workloads["g"], "CPU per chunk")["gateway"] > 0
+    assert _metric(workloads["g"], "TTFT p50")["direct"] >= 2
     assert 0 < _metric(workloads["e"], "startup median")["gateway"] < 30
 
     table = table_path.read_text()

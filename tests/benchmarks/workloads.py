@@ -1,4 +1,4 @@
-"""Workloads (a)-(e): each drives every subject the same way and turns the
+"""Workloads (a)-(e) and (g): each drives every subject the same way and turns the
 driver's summaries into metrics compared against ``direct``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.benchmarks.loads import CHAT, STREAM, Load, Sizes, send
+from tests.benchmarks.loads import CHAT, PACE_MS, PACED_STREAM, STREAM, Load, Sizes, send
 from tests.benchmarks.subjects import Subject
 from tests.benchmarks.system import rss_mb
 
@@ -92,12 +92,41 @@ def streaming(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
     result.metric("TTFT p50", "ms", "added", lambda r: r["ttft_ms"]["p50"])
     result.metric("TTFT p99", "ms", "added", lambda r: r["ttft_ms"]["p99"])
     result.metric("CPU per stream", "ms", "absolute", _cpu_per_request)
-    for name, run in result.runs.items():
-        # 16 content events + the usage event + [DONE]: anything else is a broken relay.
-        if run["requests"] and run["events_per_reply"] != 18:
-            events = run["events_per_reply"]
-            result.notes.append(f"{name}: {events} SSE events per stream, expected 18")
+    _check_events(result)
     return result
+
+
+def paced_streaming(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
+    """Streams as a model sends them: each event in its own write, so nothing
+    can be batched and every chunk costs the gateway a read and a write."""
+    load = sizes.paced
+    title = f"streaming 16 chunks, one per write {PACE_MS} ms apart, concurrency {load.concurrency}"
+    result = WorkloadResult("g", title, load.describe())
+    _drive_all(result, subjects, load, PACED_STREAM)
+    result.metric("streams/s", "streams/s", "ratio", lambda r: r["per_second"])
+    result.metric("TTFT p50", "ms", "added", lambda r: r["ttft_ms"]["p50"])
+    result.metric("CPU per stream", "ms", "absolute", _cpu_per_request)
+
+    def per_chunk(run: dict[str, Any]) -> float | None:
+        per_stream = _cpu_per_request(run)
+        return None if per_stream is None else round(per_stream * 1000 / EVENTS_PER_STREAM, 1)
+
+    result.metric("CPU per chunk", "µs", "absolute", per_chunk)
+    _check_events(result)
+    return result
+
+
+# 16 content events + the usage event + [DONE]: anything else is a broken relay.
+EVENTS_PER_STREAM = 18
+
+
+def _check_events(result: WorkloadResult) -> None:
+    for name, run in result.runs.items():
+        if run["requests"] and run["events_per_reply"] != EVENTS_PER_STREAM:
+            events = run["events_per_reply"]
+            result.notes.append(
+                f"{name}: {events} SSE events per stream, expected {EVENTS_PER_STREAM}"
+            )
 
 
 def soak(start: Callable[[], Subject], sizes: Sizes) -> WorkloadResult:
