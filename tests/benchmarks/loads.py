@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tests.benchmarks.procs import run_driver
+from tests.benchmarks.procs import GATEWAY_CORE, LOAD_CORE, run_driver
 from tests.benchmarks.subjects import Subject
 from tests.benchmarks.system import process_cpu_seconds
 
@@ -31,9 +31,10 @@ class Load:
     warmup_seconds: float = 0.0
     checkpoints: tuple[int, ...] = ()
     count_tokens: bool = False
+    driver_core: str = LOAD_CORE
 
     def describe(self) -> dict[str, Any]:
-        shape: dict[str, Any] = {"concurrency": self.concurrency}
+        shape: dict[str, Any] = {"concurrency": self.concurrency, "driver_core": self.driver_core}
         if self.requests is not None:
             shape.update(requests=self.requests, warmup_requests=self.warmup)
         if self.duration is not None:
@@ -66,8 +67,12 @@ FULL = Sizes(
     startup_repeats=5,
     # Two A-B-B-A cycles, so four rounds and 40 measured seconds per subject:
     # one cycle left the engine's drift (about 2% per round) in the ratio.
-    engine_stream=Load(concurrency=32, duration=10.0, warmup_seconds=3.0, count_tokens=True),
-    engine_plain=Load(concurrency=32, duration=10.0, warmup_seconds=3.0, count_tokens=True),
+    engine_stream=Load(
+        32, duration=10.0, warmup_seconds=3.0, count_tokens=True, driver_core=GATEWAY_CORE
+    ),
+    engine_plain=Load(
+        32, duration=10.0, warmup_seconds=3.0, count_tokens=True, driver_core=GATEWAY_CORE
+    ),
     engine_max_tokens=128,
     engine_cycles=2,
 )
@@ -79,8 +84,12 @@ SMOKE = Sizes(
     paced=Load(concurrency=16, duration=1.0, warmup_seconds=0.3),
     soak=Load(concurrency=16, requests=3000, checkpoints=(300, 1500, 3000)),
     startup_repeats=1,
-    engine_stream=Load(concurrency=8, duration=3.0, warmup_seconds=2.0, count_tokens=True),
-    engine_plain=Load(concurrency=8, duration=3.0, warmup_seconds=2.0, count_tokens=True),
+    engine_stream=Load(
+        8, duration=3.0, warmup_seconds=2.0, count_tokens=True, driver_core=GATEWAY_CORE
+    ),
+    engine_plain=Load(
+        8, duration=3.0, warmup_seconds=2.0, count_tokens=True, driver_core=GATEWAY_CORE
+    ),
     engine_max_tokens=32,
     engine_cycles=1,
 )
@@ -114,7 +123,7 @@ def send(
     server = subject.server
     cpu_before = process_cpu_seconds(server.pid) if server else 0.0
     began = time.perf_counter()
-    result = run_driver(args, on_checkpoint)
+    result = run_driver(args, load.driver_core, on_checkpoint)
     if server is not None:
         # The subject's own CPU, warm-up included: on a shared machine this stays
         # meaningful when other processes steal the core and requests/s drops.

@@ -101,10 +101,10 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def run_driver(
-    args: Sequence[str], on_checkpoint: Callable[[int], None] | None = None
+    args: Sequence[str], core: str, on_checkpoint: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
-    """Run the load driver on the load core; checkpoints are reported as they happen."""
-    command = pinned(LOAD_CORE, python_module("tests.benchmarks.driver", *args))
+    """Run the load driver on ``core``; checkpoints are reported as they happen."""
+    command = pinned(core, python_module("tests.benchmarks.driver", *args))
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     result: dict[str, Any] | None = None
