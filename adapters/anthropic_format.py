@@ -353,6 +353,7 @@ _ERROR_TYPES: dict[str, ErrorKind] = {
     "request_too_large": "too_large",
     "rate_limit_error": "rate_limit",
     "overloaded_error": "overloaded",
+    "timeout_error": "timeout",
     "api_error": "server",
 }
 _STATUSES: dict[int, ErrorKind] = {
@@ -363,6 +364,7 @@ _STATUSES: dict[int, ErrorKind] = {
     413: "too_large",
     429: "rate_limit",
     503: "overloaded",
+    504: "timeout",
     529: "overloaded",  # Anthropic's "overloaded"
 }
 

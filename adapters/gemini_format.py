@@ -370,6 +370,7 @@ _GRPC_STATUSES: dict[str, ErrorKind] = {
     "NOT_FOUND": "not_found",
     "RESOURCE_EXHAUSTED": "rate_limit",
     "UNAVAILABLE": "overloaded",
+    "DEADLINE_EXCEEDED": "timeout",
 }
 _HTTP_STATUSES: dict[int, ErrorKind] = {
     400: "invalid",
@@ -379,6 +380,7 @@ _HTTP_STATUSES: dict[int, ErrorKind] = {
     413: "too_large",
     429: "rate_limit",
     503: "overloaded",
+    504: "timeout",
 }
 _DELAY = re.compile(r"(\d+(?:\.\d+)?)s")
 

@@ -18,6 +18,7 @@ from gateway.errors import (
     InvalidRequestError,
     UpstreamError,
     UpstreamStatusError,
+    UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 
@@ -224,7 +225,15 @@ def usage_chunk(response_id: str, created: int, model: str, usage: Body) -> Body
 # ---- vendor errors -----------------------------------------------------------
 
 ErrorKind = Literal[
-    "invalid", "auth", "permission", "not_found", "too_large", "rate_limit", "overloaded", "server"
+    "invalid",
+    "auth",
+    "permission",
+    "not_found",
+    "too_large",
+    "rate_limit",
+    "overloaded",
+    "timeout",
+    "server",
 ]
 
 
@@ -241,10 +250,13 @@ def vendor_error(kind: ErrorKind, message: str, retry_after: str | None = None) 
 
     Client-side classes keep their meaning (400/401/403/404/413, not retried);
     rate limits stay 429 with Retry-After and may be retried on another
-    target; overload is 503, retryable; anything else is a 502.
+    target; overload is 503 and a vendor's timeout 504, both retryable;
+    anything else is a 502.
     """
     if kind == "overloaded":
         return UpstreamUnavailableError(message, retry_after=_seconds(retry_after))
+    if kind == "timeout":
+        return UpstreamTimeoutError(message)
     if kind == "server":
         return UpstreamError(message)
     status, type_, code = {

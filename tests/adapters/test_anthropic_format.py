@@ -435,6 +435,7 @@ def error_body(kind: str, message: str) -> bytes:
         (429, "rate_limit_error", 429, True, "rate_limit_error"),
         (500, "api_error", 502, True, "upstream_error"),
         (529, "overloaded_error", 503, True, "service_unavailable"),
+        (504, "timeout_error", 504, True, "timeout"),
     ],
 )
 def test_vendor_errors_map_to_gateway_errors(

@@ -443,7 +443,7 @@ def google_error(code: int, status: str, message: str, details: list | None = No
         (429, "RESOURCE_EXHAUSTED", 429, True),
         (500, "INTERNAL", 502, True),
         (503, "UNAVAILABLE", 503, True),
-        (504, "DEADLINE_EXCEEDED", 502, True),
+        (504, "DEADLINE_EXCEEDED", 504, True),
     ],
 )
 def test_google_errors_map_to_gateway_errors(
