@@ -219,8 +219,10 @@ class Metrics:
 
     # ---- scrape time -------------------------------------------------------
 
-    def watch(self, targets: Iterable[Target], engines: Any) -> None:
-        """The targets and local engines whose state the scrape reports."""
+    def watch(self, models: Collection[str], targets: Iterable[Target], engines: Any) -> None:
+        """The models requests are labelled with (others: ``other``), and the
+        targets and local engines whose state the scrape reports."""
+        self._models = frozenset(models)
         self._targets = list(targets)
         manager = getattr(engines, "manager", None)
         handles = manager.handles if manager is not None else {}

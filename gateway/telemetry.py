@@ -35,7 +35,7 @@ class Telemetry:
 
     def attach(self, router: Router, engines: Any) -> None:
         """Watch the router's targets and the local engines; trace upstream calls."""
-        self.metrics.watch(router.targets().values(), engines)
+        self.metrics.watch(router.models, router.targets().values(), engines)
         if self.tracing is not None:
             self.tracing.wrap_adapters(_all_targets(router))
 

@@ -212,6 +212,27 @@ async def test_removed_provider_finishes_its_streams(
         gateway.stop()
 
 
+async def test_a_model_added_by_reload_has_its_own_metrics(
+    tmp_path: Path, blue: FakeUpstream
+) -> None:
+    gateway = start(tmp_path, single_provider(blue, "blue"))
+    openai = AsyncOpenAI(base_url=gateway.base_url, api_key="any", max_retries=0)
+    try:
+        grown = single_provider(blue, "blue")
+        grown["models"]["summaries"] = {"targets": [{"provider": "blue", "model": "s"}]}
+        rewrite(gateway, grown)
+        assert (await reload(gateway)).status_code == 200
+        hello = [{"role": "user", "content": "hi"}]
+        await openai.chat.completions.create(model="summaries", messages=hello)
+        async with httpx.AsyncClient() as http:
+            scrape = (await http.get(gateway.url + "/metrics")).text
+        assert 'model="summaries"' in scrape
+        assert 'model="other"' not in scrape
+    finally:
+        await openai.close()
+        gateway.stop()
+
+
 async def test_reload_that_adds_an_engine_is_refused(tmp_path: Path, blue: FakeUpstream) -> None:
     gateway = start(tmp_path, single_provider(blue, "blue"))
     try:
