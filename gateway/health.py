@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gateway.config import BreakerConfig
-from gateway.errors import RateLimitError
+from gateway.errors import GatewayError, RateLimitError, UpstreamStatusError
 
 BreakerState = Literal["closed", "open", "half-open"]
 
@@ -130,6 +130,16 @@ class TargetHealth:
                 ttft if self.ewma_ttft is None else (alpha * ttft + (1 - alpha) * self.ewma_ttft)
             )
 
+    def record_error(self, exc: GatewayError) -> None:
+        """What a failed attempt says about the backend."""
+        if not exc.retryable:
+            self.record_success()  # the backend answered; the request was at fault
+        elif isinstance(exc, UpstreamStatusError) and exc.upstream_status == 429:
+            # Rate limited, not broken: rest it for as long as it asked.
+            self.cooling_until = time.monotonic() + (retry_after_seconds(exc) or 1.0)
+        else:
+            self.record_failure(exc.message)
+
     def record_failure(self, message: str) -> None:
         now = time.monotonic()
         self.failures += 1
@@ -219,3 +229,12 @@ class HealthCheckTarget(Protocol):
 
 class HealthCheckable(Protocol):
     async def health(self) -> bool: ...
+
+
+def retry_after_seconds(error: GatewayError) -> float | None:
+    """The error's Retry-After header in seconds, when it has a usable one."""
+    value = error.headers.get("Retry-After")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None

@@ -32,10 +32,9 @@ from gateway.errors import (
     GatewayError,
     ModelNotFoundError,
     RateLimitError,
-    UpstreamStatusError,
     UpstreamUnavailableError,
 )
-from gateway.health import TargetHealth
+from gateway.health import TargetHealth, retry_after_seconds
 
 Operation = Literal["chat", "completions", "embeddings"]
 _STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
@@ -151,7 +150,7 @@ class Router:
             try:
                 result: Body = await method(target.prepare(call.body), target.timeouts)
             except GatewayError as exc:
-                _record_failure(target, exc)
+                target.health.record_error(exc)
                 raise
             finally:
                 target.health.release()
@@ -175,7 +174,7 @@ class Router:
             except BaseException as exc:
                 target.health.release()
                 if isinstance(exc, GatewayError):
-                    _record_failure(target, exc)
+                    target.health.record_error(exc)
                 raise
             return first, TargetStream(target, chunks, time.perf_counter() - started)
 
@@ -309,7 +308,7 @@ class Router:
         if any(t not in tried and t.available() and t.health.usable(now) for t in model.targets):
             return 0.0
         policy = model.retries
-        retry_after = _retry_after(error)
+        retry_after = retry_after_seconds(error)
         if retry_after is not None:
             if retry_after > policy.max_retry_after:
                 raise error
@@ -355,7 +354,7 @@ class TargetStream:
             if error is None:
                 self._target.health.record_success(self._ttft)
             else:
-                _record_failure(self._target, error)
+                self._target.health.record_error(error)
 
     async def aclose(self) -> None:
         if self._open:
@@ -364,25 +363,6 @@ class TargetStream:
         aclose = getattr(self._chunks, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _record_failure(target: Target, exc: GatewayError) -> None:
-    if not exc.retryable:
-        target.health.record_success()  # the backend answered; the request was at fault
-        return
-    if isinstance(exc, UpstreamStatusError) and exc.upstream_status == 429:
-        # Rate limited, not broken: rest it for as long as it asked.
-        target.health.cooling_until = time.monotonic() + (_retry_after(exc) or 1.0)
-        return
-    target.health.record_failure(exc.message)
-
-
-def _retry_after(error: GatewayError) -> float | None:
-    value = error.headers.get("Retry-After")
-    try:
-        return None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _falls_back(model: PublicModel, exc: GatewayError) -> bool:
