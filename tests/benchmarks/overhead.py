@@ -10,6 +10,7 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
       as a model would: CPU per chunk when nothing can be batched
   (d) soak, 100,000 requests: gateway RSS along the way
   (e) startup: process start to /health ready, no engines
+  (h) serve --workers 1 vs 2, unpinned: what a second worker adds
   (f) a real vLLM CPU engine on a tiny checkpoint: completion tokens/s
 
 ``--smoke`` shrinks every load to seconds (CI); ``--compare litellm`` also
@@ -45,14 +46,15 @@ from tests.benchmarks.workloads import (
     WorkloadResult,
     latency_at_one,
     paced_streaming,
+    scaling,
     soak,
     startup,
     streaming,
     throughput,
 )
 
-WORKLOADS = "abcgdef"  # run in this order: the steady ones against one mock first
-SMOKE_WORKLOADS = "abcge"
+WORKLOADS = "abcgdehf"  # run in this order: the steady ones against one mock first
+SMOKE_WORKLOADS = "abcgeh"
 # (upstream base url, upstream model, log dir) -> a started subject
 Starter = Callable[[str, str, Path], Subject]
 STARTERS: dict[str, Starter] = {
@@ -85,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_against_mock(
     workloads: list[str], subjects: list[str], sizes: Sizes, logs: Path
 ) -> list[WorkloadResult]:
-    """(a)-(e): every subject in front of the same mock upstream."""
+    """(a)-(e), (g) and (h): every subject in front of the same mock upstream."""
     results: list[WorkloadResult] = []
     mock = start_mock(logs)
     upstream = mock.url + "/v1"
@@ -102,6 +104,11 @@ def run_against_mock(
             results.append(soak(starter("gateway"), sizes))
             if len(subjects) > 1:
                 results[-1].notes.append("soak measures the gateway only (LiteLLM: hours)")
+        if "h" in workloads:
+            print("(h) scaling", flush=True)
+            results.append(
+                scaling(lambda n: start_gateway(logs, upstream, MOCK_MODEL, workers=n), sizes)
+            )
         if "e" in workloads:
             print("(e) startup", flush=True)
             repeats = {name: sizes.startup_repeats if name == "gateway" else 1 for name in subjects}

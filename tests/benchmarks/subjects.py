@@ -54,9 +54,14 @@ def start_mock(log_dir: Path, chunks: int = 16) -> Server:
 
 
 def start_gateway(
-    log_dir: Path, upstream_base_url: str, upstream_model: str, name: str = "gateway"
+    log_dir: Path,
+    upstream_base_url: str,
+    upstream_model: str,
+    name: str = "gateway",
+    workers: int | None = None,
 ) -> Subject:
-    """``python -m gateway serve`` alone on the gateway core, as deployed."""
+    """``python -m gateway serve`` alone on the gateway core, as deployed; with
+    ``workers``, ``serve --workers N`` free to use every core."""
     port = free_port()
     config = gateway_bench_config(
         upstream_base_url, upstream_model, log_dir / f"{name}-{port}-access.log"
@@ -64,7 +69,11 @@ def start_gateway(
     config_path = log_dir / f"{name}-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     args = python_module("gateway", "serve", "--config", str(config_path), "--port", str(port))
-    server = Server(name, pinned(GATEWAY_CORE, args), port, log_dir)
+    if workers is None:
+        args = pinned(GATEWAY_CORE, args)
+    else:
+        args += ["--workers", str(workers)]
+    server = Server(name, args, port, log_dir)
     server.wait_ready("/health", timeout=30)
     return Subject(name, server.url + "/v1", PUBLIC_MODEL, gateway_client_headers(), server)
 

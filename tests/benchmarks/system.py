@@ -35,11 +35,30 @@ def busy_percent(before: CpuTimes, after: CpuTimes) -> dict[str, float]:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its live descendants (the workers
+    of ``serve --workers N``) have used so far."""
+    total = 0
+    for member in _process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(pid: int) -> list[int]:
+    tree, pending = [], [pid]
+    while pending:
+        member = pending.pop()
+        tree.append(member)
+        for task in Path(f"/proc/{member}/task").glob("*/children"):
+            try:
+                pending += [int(child) for child in task.read_text().split()]
+            except FileNotFoundError:
+                continue
+    return tree
 
 
 def rss_mb(pid: int) -> float:

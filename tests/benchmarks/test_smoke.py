@@ -40,7 +40,7 @@ def test_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     assert results["mode"] == "smoke"
     assert results["machine"]["cores"] >= 1 and results["machine"]["cpu_model"]
     workloads = {w["id"]: w for w in results["workloads"]}
-    assert sorted(workloads) == ["a", "b", "c", "e", "g"]
+    assert sorted(workloads) == ["a", "b", "c", "e", "g", "h"]
     for workload in workloads.values():
         for subject, run in workload["runs"].items():
             assert run["errors"] == 0, (workload["id"], subject, run["error_samples"])
@@ -62,6 +62,9 @@ def test_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     assert _metric(workloads["g"], "CPU per chunk")["gateway"] > 0
     assert _metric(workloads["g"], "TTFT p50")["direct"] >= 2
     assert 0 < _metric(workloads["e"], "startup median")["gateway"] < 30
+    # Two workers served the load (the figure itself is for a quiet machine).
+    assert _metric(workloads["h"], "requests/s, --workers 2")["gateway"] > 0
+    assert workloads["h"]["runs"]["gateway --workers 2"]["subject_cpu_percent"] > 0
 
     table = table_path.read_text()
     assert "| (a) non-streaming, concurrency 1 | latency p50 (ms) |" in table

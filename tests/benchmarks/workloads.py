@@ -1,4 +1,4 @@
-"""Workloads (a)-(e) and (g): each drives every subject the same way and turns the
+"""Workloads (a)-(e), (g) and (h): each drives every subject the same way and turns the
 driver's summaries into metrics compared against ``direct``."""
 
 from __future__ import annotations
@@ -127,6 +127,31 @@ def _check_events(result: WorkloadResult) -> None:
             result.notes.append(
                 f"{name}: {events} SSE events per stream, expected {EVENTS_PER_STREAM}"
             )
+
+
+def scaling(start: Callable[[int], Subject], sizes: Sizes) -> WorkloadResult:
+    """``serve --workers 1`` and ``--workers 2``, neither pinned, under the load
+    of (b): what a second worker adds when it has to share the machine's second
+    core with the mock and the driver."""
+    load = sizes.throughput
+    title = f"serve --workers 1 and 2, unpinned, non-streaming, concurrency {load.concurrency}"
+    result = WorkloadResult("h", title, load.describe())
+    per_second: dict[int, float] = {}
+    for workers in (1, 2):
+        subject = start(workers)
+        assert subject.server is not None
+        print(f"  (h) --workers {workers} ...", flush=True)
+        try:
+            run = send(subject, load, CHAT)
+        finally:
+            subject.server.stop()
+        result.runs[f"gateway --workers {workers}"] = run
+        per_second[workers] = run["per_second"]
+        name = f"requests/s, --workers {workers}"
+        result.metrics.append(Metric(name, "req/s", "absolute", {"gateway": per_second[workers]}))
+    gain = round(100.0 * per_second[2] / per_second[1], 1) if per_second[1] else None
+    result.metrics.append(Metric("--workers 2 vs 1", "%", "absolute", {"gateway": gain}))
+    return result
 
 
 def soak(start: Callable[[], Subject], sizes: Sizes) -> WorkloadResult:
