@@ -22,7 +22,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if request.path.startswith("/v1/"):
         principal = request.app[STATE].access.authenticate(request.headers)
         request[PRINCIPAL] = principal
-        request[RECORD].key_name = principal.name
+        record = request[RECORD]
+        record.key_name = principal.name
+        record.data_retention = principal.data_retention
     return await handler(request)
 
 

@@ -1,5 +1,6 @@
 """The audit log: one JSON line per inference request with its prompt and its
-completion (a stream's assembled text), configured patterns masked.
+completion (a stream's assembled text), configured patterns masked; callers
+whose ``data_retention`` is none get an entry without either.
 
 The request path only puts the finished ``AccessRecord`` on a queue; a
 writer thread masks, serializes and appends in batches, so a slow disk never
@@ -95,9 +96,23 @@ def _completions(completion: Any) -> list[str] | None:
     return texts
 
 
+# data_retention values that mean "keep nothing": the entry keeps its
+# metadata (who, when, which model, tokens) without prompt or completion.
+_KEEP_NOTHING = frozenset({"none", "zero", "0", "false", "off"})
+
+
+def keeps_content(data_retention: Any) -> bool:
+    if data_retention is None:
+        return True
+    if isinstance(data_retention, bool | int | float):
+        return bool(data_retention)
+    return str(data_retention).strip().lower() not in _KEEP_NOTHING
+
+
 def audit_entry(record: AccessRecord, at: float) -> dict[str, Any]:
     body = record.request_body or {}
-    return {
+    keep = keeps_content(record.data_retention)
+    entry = {
         "time": datetime.fromtimestamp(at, UTC).isoformat(),
         "request_id": record.request_id,
         "key_name": record.key_name,
@@ -107,11 +122,14 @@ def audit_entry(record: AccessRecord, at: float) -> dict[str, Any]:
         "status": record.status,
         "error_type": record.error_type,
         "stream": bool(body.get("stream")),
-        "prompt": _prompt(body),
-        "completion": _completions(record.completion),
+        "prompt": _prompt(body) if keep else None,
+        "completion": _completions(record.completion) if keep else None,
         "prompt_tokens": record.prompt_tokens,
         "completion_tokens": record.completion_tokens,
     }
+    if record.data_retention is not None:
+        entry["data_retention"] = record.data_retention
+    return entry
 
 
 class AuditLog:

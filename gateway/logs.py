@@ -66,6 +66,8 @@ class AccessRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     key_name: str | None = None
+    # The caller's data_retention (a JWT claim): none keeps its content out of the audit log.
+    data_retention: Any = None
     error_type: str | None = None
     # Streams: mean seconds between chunks (metrics).
     inter_token: float | None = None

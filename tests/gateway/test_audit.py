@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import orjson
+import pytest
 from openai import OpenAI
 
-from gateway.audit import AuditLog, Redactor
+from gateway.audit import AuditLog, Redactor, keeps_content
 from gateway.config_observability import AuditConfig
 from gateway.logs import AccessRecord, make_logger
 from tests.helpers import FakeUpstream, Gateway
@@ -122,3 +124,48 @@ def test_gateway_audits_prompts_and_completions_masked(tmp_path: Path) -> None:
     assert entries[0]["completion_tokens"] == plain.parse().usage.completion_tokens
     text = audit_path.read_text()
     assert "example.com" not in text and "123-4567" not in text and "sk-abc123" not in text
+
+
+def test_a_caller_without_data_retention_leaves_no_content(tmp_path: Path) -> None:
+    upstream = FakeUpstream(tmp_path, "echo")
+    audit_path = tmp_path / "audit.jsonl"
+    secret = "s" * 32
+    config = {
+        "providers": {"echo": {"kind": "openai", "base_url": upstream.base_url}},
+        "models": {"chat": {"targets": [{"provider": "echo", "model": "m"}]}},
+        "audit": {"path": str(audit_path)},
+        "auth": {"jwt": {"algorithm": "HS256", "secret": "${JWT_SECRET}"}},
+    }
+    gateway = Gateway(tmp_path, config, env={"JWT_SECRET": secret})
+    expiry = int(time.time()) + 300
+    private = jwt.encode({"sub": "clinic", "exp": expiry, "data_retention": "none"}, secret)
+    kept = jwt.encode({"sub": "lab", "exp": expiry, "data_retention": 30}, secret)
+    messages = [{"role": "user", "content": "my diagnosis"}]
+    try:
+        for token in (private, kept):
+            client = OpenAI(base_url=gateway.base_url, api_key=token, max_retries=0)
+            answer = client.chat.completions.create(model="chat", messages=messages)
+            assert answer.choices[0].message.content == "echo: my diagnosis"
+            streamed = client.chat.completions.create(model="chat", messages=messages, stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    finally:
+        gateway.stop()
+        upstream.stop()
+    entries = _entries([audit_path])
+    assert [e["key_name"] for e in entries] == ["jwt:clinic"] * 2 + ["jwt:lab"] * 2
+    for entry in entries[:2]:
+        assert entry["prompt"] is None and entry["completion"] is None
+        assert entry["data_retention"] == "none" and entry["completion_tokens"] > 0
+    for entry in entries[2:]:
+        assert entry["prompt"] == messages and entry["completion"] == ["echo: my diagnosis"]
+        assert entry["data_retention"] == 30
+    assert "diagnosis" not in "".join(orjson.dumps(e).decode() for e in entries[:2])
+
+
+@pytest.mark.parametrize(
+    ("data_retention", "kept"),
+    [(None, True), (30, True), ("30d", True), (True, True)]
+    + [(0, False), (False, False), ("zero", False), (" None ", False), ("OFF", False)],
+)
+def test_which_data_retention_values_keep_content(data_retention: Any, kept: bool) -> None:
+    assert keeps_content(data_retention) is kept
