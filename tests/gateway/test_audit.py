@@ -164,8 +164,10 @@ def test_a_caller_without_data_retention_leaves_no_content(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("data_retention", "kept"),
-    [(None, True), (30, True), ("30d", True), (True, True)]
-    + [(0, False), (False, False), ("zero", False), (" None ", False), ("OFF", False)],
+    [
+        *[(None, True), (30, True), ("30d", True), (True, True)],
+        *[(0, False), (False, False), ("zero", False), (" None ", False), ("OFF", False)],
+    ],
 )
 def test_which_data_retention_values_keep_content(data_retention: Any, kept: bool) -> None:
     assert keeps_content(data_retention) is kept
