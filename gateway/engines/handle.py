@@ -36,8 +36,9 @@ class EngineHandle:
     load_seconds: float | None = None
     ready_since: float | None = None
     process: Any = field(default=None, repr=False)  # the reaper's asyncio Process
-    # Called each time the engine becomes ready (after a start or a restart).
-    on_ready: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # Called each time the engine becomes ready (after a start or a restart),
+    # one per routing target: a reload replaces a target's callback, never adds one.
+    on_ready: dict[str, Callable[[], None]] = field(default_factory=dict, repr=False)
 
     @property
     def base_url(self) -> str:

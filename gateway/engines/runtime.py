@@ -46,7 +46,7 @@ class LocalEngines:
             # so route to it at once rather than after the next check.
             health.checked_healthy = None
 
-        adapter.handle.on_ready.append(forget_failed_checks)
+        adapter.handle.on_ready[health.name] = forget_failed_checks
         return Target(
             name=f"engine/{spec.engine}",
             adapter=adapter,

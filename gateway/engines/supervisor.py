@@ -228,7 +228,7 @@ class EngineManager:
         handle.load_seconds = round(time.monotonic() - launched, 1)
         handle.state, handle.phase, handle.error = EngineState.READY, "serving", None
         handle.ready_since = time.monotonic()
-        for callback in handle.on_ready:
+        for callback in handle.on_ready.values():
             callback()
         self.log.info(
             "engine.ready",

@@ -75,6 +75,23 @@ async def test_an_engine_target_routes_to_the_engine_url_with_preset_defaults() 
         await engines.aclose()
 
 
+async def test_a_rebuilt_router_replaces_its_ready_callbacks() -> None:
+    config = parse_config(ISSUE_YAML, env={})
+    engines = LocalEngines(config, make_logger())
+    try:
+        handle = engines.adapters["qwen2-local"].handle
+        first = build_router(config, {}, 0, TokenCounter(), engines)
+        (target,) = first.models["qwen2"].targets
+        # A reload builds the router again, keeping each target's health.
+        build_router(config, {}, 0, TokenCounter(), engines, None, {target.name: target.health})
+        assert list(handle.on_ready) == ["engine/qwen2-local"]
+        target.health.checked_healthy = False  # checks failed while it loaded
+        handle.on_ready["engine/qwen2-local"]()
+        assert target.health.checked_healthy is None
+    finally:
+        await engines.aclose()
+
+
 async def test_every_engine_gets_its_own_port() -> None:
     text = ISSUE_YAML.replace("models:", "  other:\n    model: /tmp/x\n    port: 23456\nmodels:")
     config = parse_config(text, env={})
