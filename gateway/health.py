@@ -27,6 +27,44 @@ from gateway.errors import GatewayError, RateLimitError, UpstreamStatusError
 BreakerState = Literal["closed", "open", "half-open"]
 
 
+class OutcomeWindow:
+    """How many attempts, and how many failed, over the last ``span`` seconds.
+
+    Counted in buckets of ``span / BUCKETS`` seconds, so memory and the time
+    per outcome stay constant however many requests a second a target serves
+    (the window's edge is as coarse as one bucket)."""
+
+    BUCKETS = 20
+    __slots__ = ("_buckets", "failed", "total")
+
+    def __init__(self) -> None:
+        self._buckets: deque[list[int]] = deque()  # [bucket number, attempts, failures]
+        self.total = 0
+        self.failed = 0
+
+    def add(self, now: float, ok: bool, span: float) -> None:
+        number = int(now * self.BUCKETS / span)
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == number:
+            bucket = buckets[-1]
+        else:
+            bucket = [number, 0, 0]
+            buckets.append(bucket)
+        bucket[1] += 1
+        self.total += 1
+        if not ok:
+            bucket[2] += 1
+            self.failed += 1
+        while buckets[0][0] <= number - self.BUCKETS:
+            _, attempts, failures = buckets.popleft()
+            self.total -= attempts
+            self.failed -= failures
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self.total = self.failed = 0
+
+
 @dataclass(slots=True, eq=False)
 class TargetHealth:
     name: str
@@ -39,8 +77,8 @@ class TargetHealth:
     opened_at: float = 0.0
     probe_in_flight: bool = False
     consecutive_failures: int = 0
-    # (time, ok) of recent outcomes, for the error-ratio rule.
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    # Recent outcomes, counted per time bucket, for the error-ratio rule.
+    outcomes: OutcomeWindow = field(default_factory=OutcomeWindow)
     # Not before this monotonic time (an upstream's Retry-After).
     cooling_until: float = 0.0
     # Result of the last active health check (None: never checked).
@@ -157,20 +195,16 @@ class TargetHealth:
         self.probe_in_flight = False
 
     def _remember(self, ok: bool) -> None:
-        now = time.monotonic()
-        self.outcomes.append((now, ok))
-        horizon = now - self.breaker.window
-        while self.outcomes and self.outcomes[0][0] < horizon:
-            self.outcomes.popleft()
+        self.outcomes.add(time.monotonic(), ok, self.breaker.window)
 
     def _ratio_tripped(self, now: float) -> bool:
         if self.breaker.error_ratio is None:
             return False
-        self._remember(False)
-        if len(self.outcomes) < self.breaker.min_requests:
+        window = self.outcomes
+        window.add(now, False, self.breaker.window)
+        if window.total < self.breaker.min_requests:
             return False
-        failed = sum(1 for _, ok in self.outcomes if not ok)
-        return failed / len(self.outcomes) >= self.breaker.error_ratio
+        return window.failed / window.total >= self.breaker.error_ratio
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.config import BreakerConfig
 from gateway.errors import InvalidRequestError, UpstreamError, UpstreamStatusError
-from gateway.health import HealthChecker, TargetHealth, retry_after_seconds
+from gateway.health import HealthChecker, OutcomeWindow, TargetHealth, retry_after_seconds
 from gateway.router import Target
 
 
@@ -94,3 +94,17 @@ def test_retry_after_reads_seconds_and_ignores_dates() -> None:
     assert retry_after_seconds(error("-3")) == 0.0
     assert retry_after_seconds(error("Wed, 21 Oct 2026 07:28:00 GMT")) is None
     assert retry_after_seconds(UpstreamError("no header")) is None
+
+
+def test_the_outcome_window_forgets_what_is_older_than_its_span() -> None:
+    window = OutcomeWindow()
+    for index in range(100_000):  # 100,000 attempts in 10 s, every tenth failing
+        window.add(1000.0 + index / 10_000, ok=index % 10 != 0, span=30.0)
+    assert (window.total, window.failed) == (100_000, 10_000)
+    assert len(window._buckets) <= OutcomeWindow.BUCKETS + 1  # counts, not a list of attempts
+    window.add(1025.0, ok=False, span=30.0)
+    assert (window.total, window.failed) == (100_001, 10_001)
+    window.add(1045.0, ok=True, span=30.0)  # 35 s after the burst began: all of it has aged out
+    assert (window.total, window.failed) == (2, 1)
+    window.clear()
+    assert (window.total, window.failed) == (0, 0)
