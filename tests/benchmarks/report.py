@@ -60,7 +60,7 @@ def results_table(results: list[WorkloadResult]) -> str:
 def cpu_table(results: list[WorkloadResult]) -> str:
     lines = [
         "| Workload | Subject | core 0 busy % (gateway) "
-        "| core 1 busy % (mock/engine + driver) | subject process CPU % | errors |",
+        "| core 1 busy % (mock + driver, or engine) | subject process CPU % | errors |",
         "|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -83,8 +83,9 @@ def markdown(results: list[WorkloadResult], meta: dict[str, Any]) -> str:
         "",
         f"Machine: {machine['cpu_model']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"Python {machine['python']}; load average at start {machine['load_average_at_start']}.",
-        "Layout: the gateway (or LiteLLM) alone on core 0; the mock upstream (or vLLM engine) "
-        "and the load driver on core 1. Direct = driver straight to the upstream, same run.",
+        "Layout: the gateway (or LiteLLM) alone on core 0; the mock upstream and the load "
+        "driver on core 1; for (f) the vLLM engine alone on core 1 and the driver on core 0; "
+        "for (h) nothing pinned. Direct = driver straight to the upstream, same run.",
         f"Command: `{meta['command']}`",
         "",
         results_table(results),
