@@ -69,13 +69,14 @@ def status_error(status: int, raw: bytes, headers: Mapping[str, str]) -> Upstrea
     return UpstreamStatusError(status, message, type=type_, param=param, code=code, headers=kept)
 
 
-def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
+def parse_json_object(raw: bytes, what: str, part: str = "a response") -> dict[str, Any]:
+    """A JSON object from ``what`` (a backend), or UpstreamError naming it and the part."""
     try:
         result = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"{what} sent a response that is not valid JSON") from exc
+        raise UpstreamError(f"{what} sent {part} that is not valid JSON") from exc
     if not isinstance(result, dict):
-        raise UpstreamError(f"{what} sent a response that is not a JSON object")
+        raise UpstreamError(f"{what} sent {part} that is not a JSON object")
     return result
 
 

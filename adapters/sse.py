@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import orjson
-
+from adapters.http import parse_json_object
 from gateway.errors import GatewayError, UpstreamError
 
 Body = dict[str, Any]
@@ -106,13 +105,7 @@ class EventDecoder:
 
     def parse(self, event: bytes) -> Body:
         """One event's JSON object."""
-        try:
-            parsed = orjson.loads(event)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"{self.what} sent a malformed stream event") from exc
-        if not isinstance(parsed, dict):
-            raise UpstreamError(f"{self.what} sent a malformed stream event")
-        return parsed
+        return parse_json_object(event, self.what, "a stream event")
 
 
 class OpenAIChunks(EventDecoder):

@@ -79,7 +79,7 @@ def test_an_error_after_good_chunks_waits_until_they_are_sent() -> None:
 
 @pytest.mark.parametrize("event", [b"data: {broken\n\n", b"data: [1, 2]\n\n"])
 def test_malformed_chunks_are_errors(event: bytes) -> None:
-    with pytest.raises(UpstreamError, match="malformed stream event"):
+    with pytest.raises(UpstreamError, match="sent a stream event that is not"):
         OpenAIChunks("upstream u", rename_reasoning=False).feed(event)
 
 
