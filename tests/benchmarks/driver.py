@@ -36,6 +36,7 @@ class Plan:
     warmup_seconds: float
     checkpoints: list[int]
     count_tokens: bool
+    spread_start: float = 0.0  # worker i starts i/concurrency of this many seconds late
 
 
 @dataclass(slots=True)
@@ -122,8 +123,10 @@ class Run:
         if self.tally.completed in self.plan.checkpoints:
             print(orjson.dumps({"checkpoint": self.tally.completed}).decode(), flush=True)
 
-    async def worker(self) -> None:
+    async def worker(self, number: int) -> None:
         plan = self.plan
+        if plan.spread_start:
+            await asyncio.sleep(plan.spread_start * number / plan.concurrency)
         conn: ClientConnection = await connect(plan.host, plan.port, plan.count_tokens)
         while (ticket := self.next_ticket()) is not None:
             try:
@@ -145,7 +148,7 @@ class Run:
             self.measure_from = time.perf_counter() + plan.warmup_seconds
             self.deadline = self.measure_from + plan.duration
             loop.call_later(plan.warmup_seconds, self.start_window)
-        await asyncio.gather(*(self.worker() for _ in range(plan.concurrency)))
+        await asyncio.gather(*(self.worker(number) for number in range(plan.concurrency)))
         self.tally.window.append(time.perf_counter())
         self.tally.cpu.append(cpu_times())
         return self.summary()
@@ -193,6 +196,9 @@ def parse_plan(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--warmup", type=int, default=0, help="unmeasured requests first")
     parser.add_argument("--duration", type=float, help="measured seconds (time mode)")
     parser.add_argument("--warmup-seconds", type=float, default=0.0)
+    parser.add_argument(
+        "--spread-start", type=float, default=0.0, help="seconds over which workers start"
+    )
     parser.add_argument("--checkpoints", default="", help="comma-separated completed counts")
     parser.add_argument("--count-tokens", action="store_true", help="sum usage.completion_tokens")
     args = parser.parse_args(argv)
@@ -215,6 +221,7 @@ def parse_plan(argv: list[str] | None = None) -> Plan:
         warmup_seconds=args.warmup_seconds,
         checkpoints=[int(c) for c in args.checkpoints.split(",") if c],
         count_tokens=args.count_tokens,
+        spread_start=args.spread_start,
     )
 
 

@@ -32,6 +32,7 @@ class Load:
     checkpoints: tuple[int, ...] = ()
     count_tokens: bool = False
     driver_core: str = LOAD_CORE
+    spread_start: float = 0.0  # seconds over which the driver's workers start
 
     def describe(self) -> dict[str, Any]:
         shape: dict[str, Any] = {"concurrency": self.concurrency, "driver_core": self.driver_core}
@@ -58,6 +59,14 @@ class Sizes:
     engine_cycles: int  # A-B-B-A cycles per subject pair
 
 
+# (f): the driver beside the gateway (the engine has its core alone), tokens
+# counted, and the workers' starts spread over a second.
+ENGINE_LOAD: dict[str, Any] = {
+    "count_tokens": True,
+    "driver_core": GATEWAY_CORE,
+    "spread_start": 1.0,
+}
+
 FULL = Sizes(
     latency=Load(concurrency=1, requests=2000, warmup=200),
     throughput=Load(concurrency=64, duration=20.0, warmup_seconds=2.0),
@@ -67,12 +76,11 @@ FULL = Sizes(
     startup_repeats=5,
     # Two A-B-B-A cycles, so four rounds and 40 measured seconds per subject:
     # one cycle left the engine's drift (about 2% per round) in the ratio.
-    engine_stream=Load(
-        32, duration=10.0, warmup_seconds=3.0, count_tokens=True, driver_core=GATEWAY_CORE
-    ),
-    engine_plain=Load(
-        32, duration=10.0, warmup_seconds=3.0, count_tokens=True, driver_core=GATEWAY_CORE
-    ),
+    # Workers start spread over a second: 32 identical requests started together
+    # stay in lockstep (one prefill step for all, then uniform decode steps), a
+    # regime real traffic never sees, and one that any hop in between perturbs.
+    engine_stream=Load(32, duration=10.0, warmup_seconds=3.0, **ENGINE_LOAD),
+    engine_plain=Load(32, duration=10.0, warmup_seconds=3.0, **ENGINE_LOAD),
     engine_max_tokens=128,
     engine_cycles=2,
 )
@@ -84,12 +92,8 @@ SMOKE = Sizes(
     paced=Load(concurrency=16, duration=1.0, warmup_seconds=0.3),
     soak=Load(concurrency=16, requests=3000, checkpoints=(300, 1500, 3000)),
     startup_repeats=1,
-    engine_stream=Load(
-        8, duration=3.0, warmup_seconds=2.0, count_tokens=True, driver_core=GATEWAY_CORE
-    ),
-    engine_plain=Load(
-        8, duration=3.0, warmup_seconds=2.0, count_tokens=True, driver_core=GATEWAY_CORE
-    ),
+    engine_stream=Load(8, duration=3.0, warmup_seconds=2.0, **ENGINE_LOAD),
+    engine_plain=Load(8, duration=3.0, warmup_seconds=2.0, **ENGINE_LOAD),
     engine_max_tokens=32,
     engine_cycles=1,
 )
@@ -118,6 +122,8 @@ def send(
         args += ["--checkpoints", ",".join(str(c) for c in load.checkpoints)]
     if load.count_tokens:
         args.append("--count-tokens")
+    if load.spread_start:
+        args += ["--spread-start", str(load.spread_start)]
     for name, value in subject.headers.items():
         args += ["--header", f"{name}: {value}"]
     server = subject.server
