@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from adapters.translation import (
+    HTTP_ERROR_KINDS,
     NEUTRAL_VALUES,
     Body,
     ErrorKind,
@@ -24,6 +25,7 @@ from adapters.translation import (
     assistant_message,
     chat_completion,
     header,
+    merged_turns,
     output_limit,
     parse_data_url,
     stop_list,
@@ -105,30 +107,17 @@ def to_anthropic_request(body: Body, options: AnthropicOptions) -> Body:
 
 def convert_messages(messages: list[Body], policy: FieldPolicy) -> tuple[list[str], list[Body]]:
     """``(system texts, alternating turns)`` for OpenAI's message list."""
-    system: list[str] = []
-    turns: list[Body] = []
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        role = message["role"]
-        if message.get("name") is not None:
-            policy.unsupported(f"{where}.name")
-        if role in ("system", "developer"):
-            system.extend(t for t in text_parts(message.get("content"), f"{where}.content") if t)
-            continue
+
+    def turn(role: str, message: Body, where: str) -> tuple[str, list[Body]]:
         if role == "user":
-            content = message.get("content")
-            turn_role, blocks = "user", _user_blocks(content, f"{where}.content", policy)
-        elif role == "assistant":
-            turn_role, blocks = "assistant", _assistant_blocks(message, where)
-        elif role == "tool":
-            turn_role, blocks = "user", [_tool_result(message, where)]
-        else:
-            raise unsupported_function_role(where, PROVIDER)
-        if turns and turns[-1]["role"] == turn_role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": turn_role, "content": blocks})
-    return system, turns
+            return "user", _user_blocks(message.get("content"), f"{where}.content", policy)
+        if role == "assistant":
+            return "assistant", _assistant_blocks(message, where)
+        if role == "tool":
+            return "user", [_tool_result(message, where)]  # tool results ride in user turns
+        raise unsupported_function_role(where, PROVIDER)
+
+    return merged_turns(messages, policy, turn, "content")
 
 
 def _user_blocks(content: str | list[Body] | None, param: str, policy: FieldPolicy) -> list[Body]:
@@ -356,15 +345,8 @@ _ERROR_TYPES: dict[str, ErrorKind] = {
     "timeout_error": "timeout",
     "api_error": "server",
 }
-_STATUSES: dict[int, ErrorKind] = {
-    400: "invalid",
-    401: "auth",
-    403: "permission",
-    404: "not_found",
-    413: "too_large",
-    429: "rate_limit",
-    503: "overloaded",
-    504: "timeout",
+_STATUSES: Mapping[int, ErrorKind] = {
+    **HTTP_ERROR_KINDS,
     529: "overloaded",  # Anthropic's "overloaded"
 }
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from adapters.translation import (
+    HTTP_ERROR_KINDS,
     NEUTRAL_VALUES,
     Body,
     ErrorKind,
@@ -31,6 +32,7 @@ from adapters.translation import (
     assistant_message,
     chat_completion,
     header,
+    merged_turns,
     output_limit,
     parse_data_url,
     stop_list,
@@ -110,31 +112,18 @@ def to_gemini_request(body: Body, options: GeminiOptions) -> Body:
 
 def convert_messages(messages: list[Body], policy: FieldPolicy) -> tuple[list[str], list[Body]]:
     """``(system texts, contents)``; tool results find their function's name by call id."""
-    system: list[str] = []
-    contents: list[Body] = []
     call_names: dict[str, str] = {}
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        role = message["role"]
-        if message.get("name") is not None:
-            policy.unsupported(f"{where}.name")
-        if role in ("system", "developer"):
-            system.extend(t for t in text_parts(message.get("content"), f"{where}.content") if t)
-            continue
+
+    def turn(role: str, message: Body, where: str) -> tuple[str, list[Body]]:
         if role == "user":
-            content = message.get("content")
-            gemini_role, parts = "user", _user_parts(content, f"{where}.content", policy)
-        elif role == "assistant":
-            gemini_role, parts = "model", _model_parts(message, where, call_names)
-        elif role == "tool":
-            gemini_role, parts = "user", [_function_response(message, where, call_names)]
-        else:
-            raise unsupported_function_role(where, PROVIDER)
-        if contents and contents[-1]["role"] == gemini_role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": gemini_role, "parts": parts})
-    return system, contents
+            return "user", _user_parts(message.get("content"), f"{where}.content", policy)
+        if role == "assistant":
+            return "model", _model_parts(message, where, call_names)
+        if role == "tool":
+            return "user", [_function_response(message, where, call_names)]
+        raise unsupported_function_role(where, PROVIDER)
+
+    return merged_turns(messages, policy, turn, "parts")
 
 
 def _user_parts(content: str | list[Body] | None, param: str, policy: FieldPolicy) -> list[Body]:
@@ -372,16 +361,6 @@ _GRPC_STATUSES: dict[str, ErrorKind] = {
     "UNAVAILABLE": "overloaded",
     "DEADLINE_EXCEEDED": "timeout",
 }
-_HTTP_STATUSES: dict[int, ErrorKind] = {
-    400: "invalid",
-    401: "auth",
-    403: "permission",
-    404: "not_found",
-    413: "too_large",
-    429: "rate_limit",
-    503: "overloaded",
-    504: "timeout",
-}
 _DELAY = re.compile(r"(\d+(?:\.\d+)?)s")
 
 
@@ -399,7 +378,7 @@ def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> 
 
 def error_from_object(error: Body, status: int, headers: Mapping[str, str]) -> GatewayError:
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-    kind = _GRPC_STATUSES.get(str(error.get("status"))) or _HTTP_STATUSES.get(status)
+    kind = _GRPC_STATUSES.get(str(error.get("status"))) or HTTP_ERROR_KINDS.get(status)
     if any(detail.get("reason") == "API_KEY_INVALID" for detail in details):
         kind = "auth"  # Gemini answers a bad key with 400 INVALID_ARGUMENT
     if kind is None:

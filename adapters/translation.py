@@ -1,14 +1,15 @@
 """Pieces shared by the adapters that translate OpenAI's chat format into
 another API's (``anthropic_format``, ``gemini_format``): the unsupported-field
-policy, data URLs, tool-call arguments, OpenAI response builders and the
-vendor-error table. Everything here is pure.
+policy, the message-list walk, data URLs, tool-call arguments, OpenAI
+response builders and the vendor-error table. Everything here is pure.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 import orjson
@@ -91,6 +92,34 @@ def unsupported_function_role(where: str, provider: str) -> InvalidRequestError:
         param=f"{where}.role",
         code="unsupported_parameter",
     )
+
+
+# (OpenAI role, message, "messages[i]") -> (the vendor's role, the turn's parts)
+TurnConverter = Callable[[str, Body, str], tuple[str, list[Body]]]
+
+
+def merged_turns(
+    messages: list[Body], policy: FieldPolicy, convert: TurnConverter, parts_key: str
+) -> tuple[list[str], list[Body]]:
+    """``(system texts, turns)``: system and developer messages become system
+    texts, every other message a turn made by ``convert``; neighbours of the same
+    vendor role merge into one turn, as both vendors want turns that alternate."""
+    system: list[str] = []
+    turns: list[Body] = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        role = message["role"]
+        if message.get("name") is not None:
+            policy.unsupported(f"{where}.name")
+        if role in ("system", "developer"):
+            system.extend(t for t in text_parts(message.get("content"), f"{where}.content") if t)
+            continue
+        turn_role, parts = convert(role, message, where)
+        if turns and turns[-1]["role"] == turn_role:
+            turns[-1][parts_key].extend(parts)
+        else:
+            turns.append({"role": turn_role, parts_key: parts})
+    return system, turns
 
 
 def parse_data_url(url: str, param: str) -> tuple[str, str] | None:
@@ -235,6 +264,20 @@ ErrorKind = Literal[
     "timeout",
     "server",
 ]
+
+# A vendor's HTTP error status, read as a class of failure (see ``vendor_error``).
+HTTP_ERROR_KINDS: Mapping[int, ErrorKind] = MappingProxyType(
+    {
+        400: "invalid",
+        401: "auth",
+        403: "permission",
+        404: "not_found",
+        413: "too_large",
+        429: "rate_limit",
+        503: "overloaded",
+        504: "timeout",
+    }
+)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
