@@ -39,15 +39,20 @@ class Timeouts(Strict):
     total: float | None = 600.0
 
 
-class OpenAIProviderConfig(Strict):
-    """Any OpenAI-compatible API: OpenAI, DeepSeek, vLLM, Ollama, Groq, ..."""
+class _ProviderConnection(Strict):
+    """What every provider kind is reached with."""
 
-    kind: Literal["openai"]
-    base_url: str
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(256, gt=0)
+
+
+class OpenAIProviderConfig(_ProviderConnection):
+    """Any OpenAI-compatible API: OpenAI, DeepSeek, vLLM, Ollama, Groq, ..."""
+
+    kind: Literal["openai"]
+    base_url: str
     rename_reasoning: bool = Field(
         False,
         description="Rename vLLM's 'reasoning' field to DeepSeek's 'reasoning_content'",
@@ -60,13 +65,9 @@ DEFAULT_THINKING_BUDGETS = MappingProxyType(
 )
 
 
-class _TranslatedProvider(Strict):
+class _TranslatedProvider(_ProviderConnection):
     """Settings shared by the kinds whose API is not OpenAI's own format."""
 
-    api_key: SecretStr | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    max_connections: int = Field(256, gt=0)
     drop_unsupported: bool = Field(
         False,
         description="Drop request fields the API cannot honour instead of answering 400",
@@ -95,19 +96,15 @@ class GeminiProviderConfig(_TranslatedProvider):
     base_url: str = "https://generativelanguage.googleapis.com/v1beta"
 
 
-class AzureProviderConfig(Strict):
+class AzureProviderConfig(_ProviderConnection):
     """Azure OpenAI: the target's ``model`` is the deployment name."""
 
     kind: Literal["azure"]
     base_url: str = Field(description="The resource endpoint, https://<resource>.openai.azure.com")
-    api_key: SecretStr | None = None
     auth: Literal["api-key", "bearer"] = Field(
         "api-key", description="Send api_key as the api-key header or as an Entra ID bearer token"
     )
     api_version: str = Field("2024-10-21", description="'v1' selects the version-less v1 API")
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    max_connections: int = Field(256, gt=0)
 
 
 ProviderConfig = Annotated[
