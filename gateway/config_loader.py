@@ -36,23 +36,13 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Gatew
 def parse_config(
     text: str, *, source: str = "models.yaml", env: Mapping[str, str]
 ) -> GatewayConfig:
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source) from exc
-    lines: dict[Loc, int] = {}
-    if root is not None:
-        _record_lines(root, (), lines)
-    data = yaml.safe_load(text) or {}
+    data, lines = _read_yaml(text, source)
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(
             ["the top level must be a mapping (server, providers, models, ...)"], source
         )
-
-    problems: list[str] = []
-    data = _interpolate(data, (), env, problems, lines)
-    if problems:
-        raise ConfigError(problems, source)
+    data = _interpolated(data, env, lines, source)
     try:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
@@ -267,24 +257,41 @@ def _with_keys_file(config: GatewayConfig, source: str, env: Mapping[str, str]) 
     return config.model_copy(update={"auth": merged})
 
 
-def _parse_keys_file(text: str, source: str, env: Mapping[str, str]) -> list[ApiKeyConfig]:
+def _read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    """The document, and the line of every key path in it (parsed once)."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text)
+        root = loader.get_single_node()
+        data = None if root is None else loader.construct_document(root)
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], source) from exc
+    finally:
+        loader.dispose()
     lines: dict[Loc, int] = {}
     if root is not None:
         _record_lines(root, (), lines)
-    data = yaml.safe_load(text) or []
-    if not isinstance(data, list):
-        raise ConfigError(["the top level must be a list of keys (name, key, models, ...)"], source)
+    return data, lines
+
+
+def _interpolated(data: Any, env: Mapping[str, str], lines: dict[Loc, int], source: str) -> Any:
+    """``${VAR}`` references replaced from ``env``; every missing one is a problem."""
     problems: list[str] = []
     data = _interpolate(data, (), env, problems, lines)
     if problems:
         raise ConfigError(problems, source)
+    return data
+
+
+def _parse_keys_file(text: str, source: str, env: Mapping[str, str]) -> list[ApiKeyConfig]:
+    data, lines = _read_yaml(text, source)
+    data = data or []
+    if not isinstance(data, list):
+        raise ConfigError(["the top level must be a list of keys (name, key, models, ...)"], source)
+    data = _interpolated(data, env, lines, source)
     try:
         keys = TypeAdapter(list[ApiKeyConfig]).validate_python(data)
     except ValidationError as exc:
+        problems: list[str] = []
         for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
             message = error["msg"]
