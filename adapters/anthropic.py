@@ -18,10 +18,9 @@ from adapters.anthropic_format import (
 )
 from adapters.anthropic_stream import AnthropicStream
 from adapters.client import Batch, FailedStream, ProviderClient
-from adapters.sse import EventDecoder
+from adapters.sse import ChunkDecoder
 from adapters.translation import Body, unsupported_endpoint
 from gateway.config import AnthropicProviderConfig, Timeouts
-from gateway.errors import UpstreamError
 
 PROVIDER = "anthropic"
 
@@ -77,8 +76,10 @@ class AnthropicAdapter:
         await self._client.aclose()
 
 
-class AnthropicChunks(EventDecoder):
+class AnthropicChunks(ChunkDecoder):
     """Anthropic's SSE body, as it arrives, becomes OpenAI chunks."""
+
+    unfinished = "ended the stream before message_stop"
 
     def __init__(self, what: str) -> None:
         super().__init__(what)
@@ -88,6 +89,3 @@ class AnthropicChunks(EventDecoder):
         chunks = self._stream.feed(self.parse(event))
         self.done = self._stream.done
         return chunks
-
-    def end(self) -> list[Body]:
-        raise UpstreamError(f"{self.what} ended the stream before message_stop")

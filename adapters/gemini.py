@@ -22,7 +22,7 @@ from adapters.gemini_format import (
     to_gemini_request,
 )
 from adapters.gemini_stream import GeminiStream
-from adapters.sse import EventDecoder
+from adapters.sse import ChunkDecoder
 from adapters.translation import Body, unsupported_endpoint
 from gateway.config import GeminiProviderConfig, Timeouts
 
@@ -94,7 +94,7 @@ class GeminiAdapter:
         await self._client.aclose()
 
 
-class GeminiChunks(EventDecoder):
+class GeminiChunks(ChunkDecoder):
     """Gemini's SSE body, as it arrives, becomes OpenAI chunks. Gemini's
     stream has no end event: the body's end is the stream's."""
 

@@ -10,28 +10,12 @@ stream, no I/O, tested by feeding bytes.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from adapters.http import parse_json_object
 from gateway.errors import GatewayError, UpstreamError
 
 Body = dict[str, Any]
-
-
-class ChunkDecoder(Protocol):
-    """Turns one upstream stream body into OpenAI chunks."""
-
-    done: bool  # the stream's last event has been seen
-    # An error met after other chunks of the same read: raised once those are sent.
-    failure: GatewayError | None
-
-    def feed(self, data: bytes) -> list[Body]:
-        """The chunks that ``data`` completes (often none, often several)."""
-        ...
-
-    def end(self) -> list[Body]:
-        """The body ended: the last chunks, or ``UpstreamError`` if it ended early."""
-        ...
 
 
 class SSEEvents:
@@ -73,21 +57,26 @@ class SSEEvents:
         return events
 
 
-class EventDecoder:
-    """What the SSE decoders share: the body split into events, each event
-    translated (``translate``), and an error that follows good chunks in the
-    same read held back until those chunks have been sent."""
+class ChunkDecoder:
+    """Turns one upstream SSE body into OpenAI chunks: the body split into
+    events, each event translated (``translate``), and an error that follows
+    good chunks in the same read held back until those chunks have been sent."""
+
+    # Why a body that ends before the stream's last event is an error.
+    unfinished = "ended the stream early"
 
     def __init__(self, what: str) -> None:
         self._events = SSEEvents()
         self.what = what
-        self.done = False
+        self.done = False  # the stream's last event has been seen
+        # An error met after other chunks of the same read: raised once those are sent.
         self.failure: GatewayError | None = None
 
     def translate(self, event: bytes) -> list[Body]:
         raise NotImplementedError
 
     def feed(self, data: bytes) -> list[Body]:
+        """The chunks that ``data`` completes (often none, often several)."""
         chunks: list[Body] = []
         try:
             for event in self._events.feed(data):
@@ -101,18 +90,21 @@ class EventDecoder:
         return chunks
 
     def end(self) -> list[Body]:
-        raise UpstreamError(f"{self.what} ended the stream early")
+        """The body ended: the last chunks, or ``UpstreamError`` if it ended early."""
+        raise UpstreamError(f"{self.what} {self.unfinished}")
 
     def parse(self, event: bytes) -> Body:
         """One event's JSON object."""
         return parse_json_object(event, self.what, "a stream event")
 
 
-class OpenAIChunks(EventDecoder):
+class OpenAIChunks(ChunkDecoder):
     """An OpenAI-compatible stream: one JSON chunk per event, then ``[DONE]``.
 
     A body that ends without ``[DONE]`` is an error, so a truncated upstream
     stream is never passed off as a complete one."""
+
+    unfinished = "ended the stream without [DONE]"
 
     def __init__(self, what: str, rename_reasoning: bool) -> None:
         super().__init__(what)
@@ -129,9 +121,6 @@ class OpenAIChunks(EventDecoder):
         if self.rename_reasoning:
             rename_reasoning(chunk)
         return [chunk]
-
-    def end(self) -> list[Body]:
-        raise UpstreamError(f"{self.what} ended the stream without [DONE]")
 
 
 def rename_reasoning(result: Body) -> Body:
