@@ -59,13 +59,18 @@ class Sizes:
     engine_cycles: int  # A-B-B-A cycles per subject pair
 
 
-# (f): the driver beside the gateway (the engine has its core alone), tokens
-# counted, and the workers' starts spread over a second.
-ENGINE_LOAD: dict[str, Any] = {
-    "count_tokens": True,
-    "driver_core": GATEWAY_CORE,
-    "spread_start": 1.0,
-}
+def engine_load(concurrency: int, duration: float, warmup_seconds: float) -> Load:
+    """(f): tokens counted, the driver beside the gateway (the engine has its
+    core alone), and the workers' starts spread over a second."""
+    return Load(
+        concurrency,
+        duration=duration,
+        warmup_seconds=warmup_seconds,
+        count_tokens=True,
+        driver_core=GATEWAY_CORE,
+        spread_start=1.0,
+    )
+
 
 FULL = Sizes(
     latency=Load(concurrency=1, requests=2000, warmup=200),
@@ -79,8 +84,8 @@ FULL = Sizes(
     # Workers start spread over a second: 32 identical requests started together
     # stay in lockstep (one prefill step for all, then uniform decode steps), a
     # regime real traffic never sees, and one that any hop in between perturbs.
-    engine_stream=Load(32, duration=10.0, warmup_seconds=3.0, **ENGINE_LOAD),
-    engine_plain=Load(32, duration=10.0, warmup_seconds=3.0, **ENGINE_LOAD),
+    engine_stream=engine_load(32, duration=10.0, warmup_seconds=3.0),
+    engine_plain=engine_load(32, duration=10.0, warmup_seconds=3.0),
     engine_max_tokens=128,
     engine_cycles=2,
 )
@@ -92,8 +97,8 @@ SMOKE = Sizes(
     paced=Load(concurrency=16, duration=1.0, warmup_seconds=0.3),
     soak=Load(concurrency=16, requests=3000, checkpoints=(300, 1500, 3000)),
     startup_repeats=1,
-    engine_stream=Load(8, duration=3.0, warmup_seconds=2.0, **ENGINE_LOAD),
-    engine_plain=Load(8, duration=3.0, warmup_seconds=2.0, **ENGINE_LOAD),
+    engine_stream=engine_load(8, duration=3.0, warmup_seconds=2.0),
+    engine_plain=engine_load(8, duration=3.0, warmup_seconds=2.0),
     engine_max_tokens=32,
     engine_cycles=1,
 )
