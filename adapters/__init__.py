@@ -1,33 +1,4 @@
-"""Backend adapters, one module per ``kind:`` of models.yaml.
-
-``build_adapter`` looks the kind up in ``REGISTRY``; adding a backend kind is
-one module, one line here, and one config variant in ``gateway.config``.
+"""Backends, one module (or package) per ``kind:`` of models.yaml, above the
+transport that carries their bytes. ``adapters.registry`` maps each kind to
+its adapter; ``adapters.errors`` is the exception tree every layer raises.
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-from adapters.anthropic import AnthropicAdapter
-from adapters.azure import AzureAdapter
-from adapters.base import Adapter
-from adapters.gemini import GeminiAdapter
-from adapters.openai import OpenAIAdapter
-
-AdapterFactory = Callable[[Any], Adapter]
-
-REGISTRY: dict[str, AdapterFactory] = {
-    "openai": OpenAIAdapter,
-    "anthropic": AnthropicAdapter,
-    "gemini": GeminiAdapter,
-    "azure": AzureAdapter,
-}
-
-
-def build_adapter(provider: Any) -> Adapter:
-    """Create the adapter for one provider config (inside the app's lifespan)."""
-    return REGISTRY[provider.kind](provider)
-
-
-__all__ = ["REGISTRY", "Adapter", "build_adapter"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from adapters.config import AzureProviderConfig
 from adapters.openai import OpenAIAdapter
-from gateway.config import AzureProviderConfig
 
 
 class AzureAdapter(OpenAIAdapter):

@@ -6,7 +6,7 @@ returns OpenAI response dicts, or an async iterator of batches of OpenAI
 stream chunks (a batch is what one read of the backend's socket completed,
 so chunks that arrived together are sent on to the client in one write).
 Whatever the backend speaks on the other side is the adapter's business.
-Adapters raise ``gateway.errors`` exceptions, never return error values.
+Adapters raise ``adapters.errors`` exceptions, never return error values.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from gateway.config import Timeouts
+from adapters.config import Timeouts
 
 Body = dict[str, Any]
 Batch = list[Body]

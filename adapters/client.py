@@ -1,7 +1,7 @@
 """One provider's pooled HTTP client, shared by every adapter kind.
 
 JSON calls and SSE streams run under the gateway's timeouts (connect, first
-token, idle gap, total) and map failures onto ``gateway.errors``. What differs
+token, idle gap, total) and map failures onto ``adapters.errors``. What differs
 per provider is passed in: how an HTTP error answer reads (``ErrorMapper``)
 and how a stream body becomes OpenAI chunks (a ``ChunkDecoder``).
 """
@@ -15,18 +15,13 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.fasthttp import FastPool, StreamedResponse
-from adapters.fasthttp import headers as response_headers
-from adapters.http import (
-    client_timeout,
-    make_session,
-    parse_json_object,
-    status_error,
-    transport_errors,
-)
-from adapters.sse import ChunkDecoder
-from gateway.config import Timeouts
-from gateway.errors import GatewayError, UpstreamTimeoutError
+from adapters.config import Timeouts
+from adapters.errors import GatewayError, UpstreamTimeoutError
+from adapters.transport.aiohttp_client import client_timeout, make_session
+from adapters.transport.errors import parse_json_object, status_error, transport_errors
+from adapters.transport.lean import FastPool, StreamedResponse
+from adapters.transport.lean import headers as response_headers
+from adapters.transport.sse import ChunkDecoder
 
 Body = dict[str, Any]
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]

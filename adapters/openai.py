@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from adapters.client import ProviderClient
-from adapters.sse import OpenAIChunks, rename_reasoning
-from gateway.config import OpenAIProviderConfig, Timeouts
+from adapters.config import OpenAIProviderConfig, Timeouts
+from adapters.errors import UpstreamError
+from adapters.transport.sse import ChunkDecoder
 
 Body = dict[str, Any]
 Batch = list[Body]
@@ -74,3 +75,41 @@ class OpenAIAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class OpenAIChunks(ChunkDecoder):
+    """An OpenAI-compatible stream: one JSON chunk per event, then ``[DONE]``.
+
+    A body that ends without ``[DONE]`` is an error, so a truncated upstream
+    stream is never passed off as a complete one."""
+
+    unfinished = "ended the stream without [DONE]"
+
+    def __init__(self, what: str, rename_reasoning: bool) -> None:
+        super().__init__(what)
+        self.rename_reasoning = rename_reasoning
+
+    def translate(self, event: bytes) -> list[Body]:
+        if event == b"[DONE]":
+            self.done = True
+            return []
+        chunk = self.parse(event)
+        if "error" in chunk and "choices" not in chunk:
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            raise UpstreamError(str(error.get("message") or f"{self.what} failed mid-stream"))
+        if self.rename_reasoning:
+            rename_reasoning(chunk)
+        return [chunk]
+
+
+def rename_reasoning(result: Body) -> Body:
+    """vLLM's reasoning parsers answer ``reasoning``; DeepSeek's API, and most
+    clients, read ``reasoning_content``: give clients one name for both."""
+    for choice in result.get("choices") or ():
+        for key in ("message", "delta"):
+            part = choice.get(key)
+            if isinstance(part, dict) and "reasoning" in part:
+                reasoning = part.pop("reasoning")
+                if part.get("reasoning_content") is None:
+                    part["reasoning_content"] = reasoning
+    return result

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from gateway.errors import (
+from adapters.errors import (
     GatewayError,
     InvalidRequestError,
     UpstreamError,

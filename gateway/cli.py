@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.config import GatewayConfig
-from gateway.config_access import describe_access
-from gateway.config_loader import config_warnings, load_config
+from adapters.errors import ConfigError
+from gateway.config.access import describe_access
+from gateway.config.loader import config_warnings, load_config
+from gateway.config.schema import GatewayConfig
 from gateway.engines.tiny import DEMO_FAMILIES, FAMILIES
-from gateway.errors import ConfigError
 from gateway.render.command import add_render_command
 
 
@@ -59,7 +59,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.server import serve
+    from gateway.api.server import serve
 
     if args.demo:
         from gateway.engines import demo

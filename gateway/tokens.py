@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,13 @@ class TokenCounter:
         for message in messages:
             total += TOKENS_PER_MESSAGE + self.count(_message_text(message))
         return total
+
+    def count_request(self, body: Mapping[str, Any]) -> int:
+        """The prompt of a request body: chat ``messages``, or a ``prompt`` or
+        embeddings ``input``."""
+        if "messages" in body:
+            return self.count_messages(body["messages"])
+        return self.count_prompt(body.get("prompt", body.get("input", "")))
 
     def count_prompt(self, prompt: Any) -> int:
         if isinstance(prompt, str):

@@ -4,8 +4,8 @@ only while the supervisor says the engine is ready."""
 
 from __future__ import annotations
 
+from adapters.config import OpenAIProviderConfig
 from adapters.openai import OpenAIAdapter
-from gateway.config import OpenAIProviderConfig
 from gateway.engines.handle import EngineHandle
 
 

@@ -6,8 +6,8 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from adapters.errors import EngineStartError
 from gateway.engines.presets import is_local_path
-from gateway.errors import EngineStartError
 
 _CHUNK = 8 * 1024 * 1024
 

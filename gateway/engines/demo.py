@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config import GatewayConfig
+from gateway.config.schema import GatewayConfig
 from gateway.engines.flags import default_cache_dir
 from gateway.engines.tiny import DEMO_FAMILIES, checkpoint_dir, is_built
 

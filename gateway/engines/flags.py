@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.errors import EngineStartError
 from gateway.engines.presets import SERVER_MODULE, FlagUse
-from gateway.errors import EngineStartError
 
 _FLAG = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9_-]*")
 _CHOICES = re.compile(r"(--[a-z0-9][a-z0-9_-]*) \{([^}\s]*)\}")

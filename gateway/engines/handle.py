@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from gateway.config import EngineConfig
+from gateway.config.schema import EngineConfig
 
 
 class EngineState(StrEnum):

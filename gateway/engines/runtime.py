@@ -8,13 +8,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from gateway.config import GatewayConfig, ModelConfig, TargetConfig, Timeouts
+from adapters.config import Timeouts
+from gateway.config.schema import GatewayConfig, ModelConfig, TargetConfig
 from gateway.engines.adapter import EngineAdapter
 from gateway.engines.presets import default_sampling
 from gateway.engines.progress import show_progress
 from gateway.engines.supervisor import EngineManager
-from gateway.health import TargetHealth
-from gateway.router import Target
+from gateway.routing.health import TargetHealth
+from gateway.routing.target import Target
 
 TABLE_HEADERS = ("MODEL", "ENGINE", "FAMILY", "STATE", "URL")
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.config import EngineConfig
+from adapters.errors import EngineStartError
+from gateway.config.schema import EngineConfig
 from gateway.engines.checksums import verify_checksums
 from gateway.engines.flags import VllmFlags, default_cache_dir, load_flags
 from gateway.engines.handle import EngineHandle, EngineState, allocate_port
@@ -41,7 +42,6 @@ from gateway.engines.logfile import (
     tail,
 )
 from gateway.engines.presets import EngineCommand, build_command
-from gateway.errors import EngineStartError
 
 LOG_DIR_ENV = "VLLM_GATEWAY_ENGINE_LOG_DIR"
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.errors import ConfigError
+from adapters.errors import ConfigError
 from gateway.render import RENDERERS, render
 
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import yaml
 
-from gateway.config import EngineConfig, GatewayConfig
-from gateway.config_loader import _ENV_REF, parse_config
-from gateway.config_rewrite import engines_as_providers_data
+from adapters.errors import ConfigError
+from gateway.config.loader import _ENV_REF, parse_config
+from gateway.config.schema import EngineConfig, GatewayConfig
 from gateway.engines.presets import SERVER_MODULE, build_command, engine_env, is_local_path
-from gateway.errors import ConfigError
+from gateway.engines.remote import engines_as_providers_data
 
-# What gateway.config_loader resolves, ${NAME} or ${NAME:-default}: the very
+# What gateway.config.loader resolves, ${NAME} or ${NAME:-default}: the very
 # same pattern, so that a rendered file keeps exactly the references the
 # gateway will resolve.
 ENV_REFERENCE = _ENV_REF

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.config_loader import load_config, parse_config
+from gateway.config.loader import load_config, parse_config
 from gateway.render.source import service_name
 from tests.deploy.conftest import DEPLOY
 from tests.helpers import ROOT

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import ValidationError
 
-from gateway.config_loader import load_config
+from gateway.config.loader import load_config
 from gateway.engines.presets import SERVER_MODULE, build_command
 from gateway.render import images
 from gateway.render.source import service_name

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.app import build_router
+from adapters.errors import ConfigError
 from gateway.cli import main as cli_main
-from gateway.config_loader import parse_config
+from gateway.config.loader import parse_config
 from gateway.engines.runtime import LocalEngines, render_table
-from gateway.errors import ConfigError
-from gateway.logs import make_logger
+from gateway.observability.logs import make_logger
+from gateway.routing.build import build_router
 from gateway.tokens import TokenCounter
 from tests.helpers import ROOT
 

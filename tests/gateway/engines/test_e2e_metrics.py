@@ -9,7 +9,13 @@ import openai
 import pytest
 
 from tests.gateway.engines.conftest import EngineGateway
-from tests.gateway.scrape import Scrape, dashboard_queries, exported_names, metric_names, scrape
+from tests.gateway.observability.scrape import (
+    Scrape,
+    dashboard_queries,
+    exported_names,
+    metric_names,
+    scrape,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.config import EngineConfig
+from adapters.errors import EngineStartError
+from gateway.config.schema import EngineConfig
 from gateway.engines.checksums import verify_checksums
 from gateway.engines.flags import cache_file, default_cache_dir, load_flags, parse_help
 from gateway.engines.handle import EngineState
 from gateway.engines.presets import FlagUse, build_command
 from gateway.engines.supervisor import EngineManager
-from gateway.errors import EngineStartError
-from gateway.logs import make_logger
+from gateway.observability.logs import make_logger
 
 HELP_SAMPLE = """usage: api_server.py [-h] [--model MODEL]
                      [--enable-auto-tool-choice | --no-enable-auto-tool-choice]

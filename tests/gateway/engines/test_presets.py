@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import EngineConfig
+from gateway.config.schema import EngineConfig
 from gateway.engines.presets import (
     PRESETS,
     SERVER_MODULE,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gateway.config import EngineConfig
+from gateway.config.schema import EngineConfig
 from gateway.engines.handle import EngineHandle, EngineState
 from gateway.engines.progress import progress_table, show_progress
 

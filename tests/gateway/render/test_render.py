@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config_loader import parse_config
-from gateway.errors import ConfigError
+from adapters.errors import ConfigError
+from gateway.config.loader import parse_config
 from gateway.render import render
 from gateway.render.files import MARK
 from tests.helpers import ROOT

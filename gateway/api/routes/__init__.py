@@ -1,0 +1,18 @@
+"""The HTTP routes, one module per endpoint family. Each route parses, calls
+the router (or the service behind its family) and serializes; nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.routes.admin import add_admin_routes
+from gateway.api.routes.inference import add_inference_routes
+from gateway.api.routes.models import add_model_routes
+from gateway.api.routes.probes import add_probe_routes
+
+
+def add_routes(app: web.Application) -> None:
+    add_inference_routes(app)
+    add_model_routes(app)
+    add_probe_routes(app)
+    add_admin_routes(app)

@@ -1,0 +1,268 @@
+"""The audit log: one JSON line per inference request with its prompt and its
+completion (a stream's assembled text), configured patterns masked; callers
+whose ``data_retention`` is none get an entry without either.
+
+The request path only puts the finished ``AccessRecord`` on a queue; a
+writer thread masks, serializes and appends in batches, so a slow disk never
+stalls the event loop. The file is rotated past ``max_bytes`` to
+``<name>.<UTC time>``; rotated files beyond ``backups``, or older than
+``retention_days``, are deleted. Several workers may share one file: a lock
+file serializes rotation, and a writer whose file was rotated by another
+reopens the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.config.observability import AuditConfig
+from gateway.observability.logs import AccessRecord
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Phone-like digit groups (+country, (area), separators); masked only when
+# they hold 9 to 15 digits, so dates, years and small numbers stay.
+PHONE = re.compile(
+    r"(?<![\w+.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?"
+    r"(?:\d{9,15}|\d{1,4}(?:[\s.-]\d{2,4}){1,5})(?!\w|\.\d)"
+)
+MASK = "[REDACTED]"
+_IDLE_SECONDS = 60.0  # the writer prunes old files at least this often
+# Entries waiting for the writer; past this (a stalled disk) new ones are
+# dropped and counted rather than growing memory without bound.
+MAX_QUEUED = 100_000
+
+
+def _phone_mask(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match.group())
+    return "[PHONE]" if 9 <= digits <= 15 else match.group()
+
+
+class Redactor:
+    """Masks every string in a JSON-like value with the configured patterns."""
+
+    def __init__(self, patterns: list[str], defaults: bool = True) -> None:
+        self._rules: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = []
+        if defaults:
+            self._rules += [(EMAIL, "[EMAIL]"), (PHONE, _phone_mask)]
+        self._rules += [(re.compile(p), MASK) for p in patterns]
+
+    def text(self, value: str) -> str:
+        for pattern, replacement in self._rules:
+            value = pattern.sub(replacement, value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        return value
+
+
+def _prompt(body: dict[str, Any]) -> Any:
+    for key in ("messages", "prompt", "input"):
+        if key in body:
+            return body[key]
+    return None
+
+
+def _completions(completion: Any) -> list[str] | None:
+    """One text per choice; a stream's pieces joined into one text."""
+    if isinstance(completion, list):
+        return ["".join(completion)]
+    if not isinstance(completion, dict):
+        return None
+    texts = []
+    for choice in completion.get("choices") or ():
+        if "text" in choice:
+            texts.append(str(choice.get("text") or ""))
+            continue
+        message = choice.get("message") or {}
+        texts.append(str(message.get("content") or ""))
+    return texts
+
+
+# data_retention values that mean "keep nothing": the entry keeps its
+# metadata (who, when, which model, tokens) without prompt or completion.
+_KEEP_NOTHING = frozenset({"none", "zero", "0", "false", "off"})
+
+
+def keeps_content(data_retention: Any) -> bool:
+    if data_retention is None:
+        return True
+    if isinstance(data_retention, bool | int | float):
+        return bool(data_retention)
+    return str(data_retention).strip().lower() not in _KEEP_NOTHING
+
+
+def audit_entry(record: AccessRecord, at: float) -> dict[str, Any]:
+    body = record.request_body or {}
+    keep = keeps_content(record.data_retention)
+    entry = {
+        "time": datetime.fromtimestamp(at, UTC).isoformat(),
+        "request_id": record.request_id,
+        "key_name": record.key_name,
+        "path": record.path,
+        "model": record.model,
+        "target": record.target,
+        "status": record.status,
+        "error_type": record.error_type,
+        "stream": bool(body.get("stream")),
+        "prompt": _prompt(body) if keep else None,
+        "completion": _completions(record.completion) if keep else None,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+    }
+    if record.data_retention is not None:
+        entry["data_retention"] = record.data_retention
+    return entry
+
+
+class AuditLog:
+    def __init__(self, config: AuditConfig, log: Any) -> None:
+        self._config = config
+        self._path = Path(config.path)
+        self._lock_path = self._path.with_name(f".{self._path.name}.lock")
+        self._redactor = Redactor(config.redact, config.redact_defaults)
+        self._log = log
+        self._queue: queue.Queue[tuple[float, AccessRecord] | None] = queue.Queue(MAX_QUEUED)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._fd: int | None = None
+
+    def start(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def write(self, record: AccessRecord) -> None:
+        """Queue one finished request (ignored when it never got a parsed body)."""
+        if record.request_body is None:
+            return
+        try:
+            self._queue.put_nowait((time.time(), record))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                self._log.error("audit.dropped", path=str(self._path), dropped=self.dropped)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):  # a stalled disk: stop waiting
+                self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
+
+    # ---- the writer thread -------------------------------------------------
+
+    def _run(self) -> None:
+        self._prune()
+        last_prune = time.monotonic()
+        running = True
+        while running:
+            batch, running = self._next_batch()
+            if batch:
+                try:
+                    self._append(list(self._lines(batch)))
+                except OSError as exc:
+                    self._log.error("audit.write_failed", path=str(self._path), error=str(exc))
+            if time.monotonic() - last_prune >= _IDLE_SECONDS:
+                self._prune()
+                last_prune = time.monotonic()
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def _next_batch(self) -> tuple[list[tuple[float, AccessRecord]], bool]:
+        """What is queued (waiting up to a minute for the first); False once closed."""
+        try:
+            item = self._queue.get(timeout=_IDLE_SECONDS)
+        except queue.Empty:
+            return [], True
+        batch = []
+        while item is not None:
+            batch.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, True
+        return batch, False
+
+    def _lines(self, batch: list[tuple[float, AccessRecord]]) -> Iterator[bytes]:
+        for at, record in batch:
+            entry = audit_entry(record, at)
+            for key in ("prompt", "completion"):
+                entry[key] = self._redactor.value(entry[key])
+            yield orjson.dumps(entry, default=str) + b"\n"
+
+    def _append(self, lines: list[bytes]) -> None:
+        """Write the lines, rotating whenever the next one would not fit (a
+        file only outgrows ``max_bytes`` when one line alone is larger)."""
+        with self._exclusive():
+            fd = self._current_fd()
+            size = os.fstat(fd).st_size
+            pending: list[bytes] = []
+            for line in lines:
+                if size and size + len(line) > self._config.max_bytes:
+                    os.write(fd, b"".join(pending))
+                    pending, size = [], 0
+                    self._rotate()
+                    fd = self._current_fd()
+                pending.append(line)
+                size += len(line)
+            os.write(fd, b"".join(pending))
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        lock = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)
+
+    def _current_fd(self) -> int:
+        """The open file, reopened when another writer rotated it away."""
+        if self._fd is not None:
+            try:
+                if os.stat(self._path).st_ino == os.fstat(self._fd).st_ino:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+        # Prompts are private: only the gateway's user may read them.
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return self._fd
+
+    def _rotate(self) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        os.replace(self._path, self._path.with_name(f"{self._path.name}.{stamp}"))
+        self._log.info("audit.rotated", path=str(self._path))
+        self._prune()
+
+    def rotated_files(self) -> list[Path]:
+        """Rotated files, oldest first (their names sort by time)."""
+        prefix = self._path.name + "."
+        return sorted(p for p in self._path.parent.glob(prefix + "*") if p.is_file())
+
+    def _prune(self) -> None:
+        rotated = self.rotated_files()
+        keep = rotated[max(0, len(rotated) - self._config.backups) :]
+        horizon = time.time() - self._config.retention_days * 86400
+        for path in rotated:
+            with contextlib.suppress(FileNotFoundError):
+                if path not in keep or path.stat().st_mtime < horizon:
+                    path.unlink()
+                    self._log.info("audit.deleted", path=str(path))

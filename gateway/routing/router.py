@@ -1,0 +1,369 @@
+"""Where a request goes: public model name -> target -> adapter call.
+
+For one request the router walks the model's fallback chain (the model, then
+its ``fallbacks`` in order). Within a model it orders the usable targets
+(breaker not open, engine ready, lowest tier first) with the model's
+strategy, and tries them with retries: the first attempt is a plain call,
+later ones run under tenacity with exponential backoff and jitter, or the
+upstream's Retry-After, and stop at the attempt limit or the deadline.
+
+Streams are opened up to their first chunk inside the router, so a stream
+that fails before its first byte is retried like any request; once a byte
+has gone to the client it is never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import stop_after_delay as stop_after_seconds
+
+from adapters.base import Batch, Body
+from adapters.errors import (
+    ContextLengthError,
+    GatewayError,
+    ModelNotFoundError,
+    RateLimitError,
+    UpstreamUnavailableError,
+)
+from gateway.config.schema import ModelConfig, RetryConfig
+from gateway.routing.balancing import BALANCERS, Balancer
+from gateway.routing.health import retry_after_seconds
+from gateway.routing.target import Target
+
+Operation = Literal["chat", "completions", "embeddings"]
+_STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
+Result = TypeVar("Result")
+
+
+@dataclass(slots=True, eq=False)
+class PublicModel:
+    name: str
+    targets: list[Target]
+    config: ModelConfig
+    retries: RetryConfig
+    balancer: Balancer
+    created: int = 0
+
+    @property
+    def context_window(self) -> int | None:
+        if self.config.max_model_len is not None:
+            return self.config.max_model_len
+        windows = [t.context_window for t in self.targets if t.context_window]
+        return min(windows) if windows else None
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request as the router needs it."""
+
+    operation: Operation
+    body: Body
+    session_key: str | None = None
+    # Counted on demand (context-window checks), then kept for others (limits, usage).
+    prompt_tokens: int | None = None
+    fallbacks_taken: int = 0
+
+
+class Observer:
+    """Hooks for what the router decides; the metrics module overrides them."""
+
+    def retry(self, model: str, target: str, error: GatewayError) -> None: ...
+
+    def fallback(self, model: str, to_model: str, reason: str) -> None: ...
+
+
+def make_model(
+    name: str,
+    targets: list[Target],
+    config: ModelConfig,
+    retries: RetryConfig,
+    created: int,
+    rng: random.Random,
+) -> PublicModel:
+    balancer = BALANCERS[config.strategy](targets, rng)
+    return PublicModel(name, targets, config, config.retries or retries, balancer, created)
+
+
+class Router:
+    def __init__(
+        self,
+        models: dict[str, PublicModel],
+        count_prompt: Callable[[Body], int],
+        observer: Observer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.models = models
+        self._count_prompt = count_prompt
+        self.observer = observer or Observer()
+        self._rng = rng or random.Random()
+
+    def resolve(self, name: str) -> PublicModel:
+        model = self.models.get(name)
+        if model is None:
+            available = ", ".join(sorted(self.models)) or "none"
+            raise ModelNotFoundError(
+                f"The model '{name}' does not exist. Available models: {available}.",
+                param="model",
+            )
+        return model
+
+    def targets(self) -> dict[str, Target]:
+        return {t.name: t for m in self.models.values() for t in m.targets}
+
+    # ---- public entry points -------------------------------------------------
+
+    async def call(self, model: PublicModel, call: Call) -> tuple[Body, Target]:
+        async def send(target: Target) -> Body:
+            method = getattr(target.adapter, call.operation)
+            await target.health.acquire()
+            started = time.perf_counter()
+            try:
+                result: Body = await method(target.prepare(call.body), target.timeouts)
+            except GatewayError as exc:
+                target.health.record_error(exc)
+                raise
+            finally:
+                target.health.release()
+            target.health.record_success(time.perf_counter() - started)
+            return result
+
+        return await self._through_chain(model, call, send, _filtered)
+
+    async def open_stream(
+        self, model: PublicModel, call: Call
+    ) -> tuple[Batch, TargetStream, Target]:
+        """Open a stream; return its first batch of chunks, the rest of it, and its target."""
+
+        async def send(target: Target) -> tuple[Batch, TargetStream]:
+            method = getattr(target.adapter, _STREAM_METHOD[call.operation])
+            await target.health.acquire()
+            started = time.perf_counter()
+            chunks: AsyncIterator[Batch] = method(target.prepare(call.body), target.timeouts)
+            try:
+                first: Batch = await anext(chunks, [])
+            except BaseException as exc:
+                target.health.release()
+                if isinstance(exc, GatewayError):
+                    target.health.record_error(exc)
+                raise
+            return first, TargetStream(target, chunks, time.perf_counter() - started)
+
+        (first, rest), target = await self._through_chain(model, call, send, lambda _: False)
+        return first, rest, target
+
+    # ---- fallback chain ------------------------------------------------------
+
+    async def _through_chain(
+        self,
+        model: PublicModel,
+        call: Call,
+        send: Callable[[Target], Awaitable[Result]],
+        filtered: Callable[[Result], bool],
+    ) -> tuple[Result, Target]:
+        chain = self._chain(model, call)
+        last_error: GatewayError | None = None
+        for position, (candidate, reason) in enumerate(chain):
+            if candidate is not model:
+                call.fallbacks_taken += 1
+                self.observer.fallback(model.name, candidate.name, reason)
+            try:
+                result, target = await self._with_retries(candidate, call, send)
+            except GatewayError as exc:
+                if not _falls_back(candidate, exc) or position + 1 == len(chain):
+                    raise
+                last_error = exc
+                continue
+            refused = filtered(result) and "content_filter" in candidate.config.fallback_on
+            if not refused or position + 1 == len(chain):
+                return result, target
+        raise last_error or _unavailable(model)
+
+    def _chain(self, model: PublicModel, call: Call) -> list[tuple[PublicModel, str]]:
+        """The model, then its fallbacks, each with why it is reached; a model
+        whose window is known to be too small for the prompt is skipped when a
+        later one remains."""
+        chain = [model] + [self.models[n] for n in model.config.fallbacks if n in self.models]
+        if len(chain) == 1:
+            return [(model, "")]
+        kept: list[tuple[PublicModel, str]] = []
+        reason = ""
+        for index, candidate in enumerate(chain):
+            window = candidate.context_window
+            if (
+                window is not None
+                and "context_length" in candidate.config.fallback_on
+                and index + 1 < len(chain)
+                and self._needed_tokens(call) > window
+            ):
+                reason = "context_length"
+                continue
+            kept.append((candidate, reason or "error"))
+            reason = ""
+        return kept
+
+    def _needed_tokens(self, call: Call) -> int:
+        if call.prompt_tokens is None:
+            call.prompt_tokens = self._count_prompt(call.body)
+        body = call.body
+        wanted = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        return call.prompt_tokens + (wanted if isinstance(wanted, int) else 0)
+
+    # ---- retries within one model -------------------------------------------
+
+    async def _with_retries(
+        self, model: PublicModel, call: Call, send: Callable[[Target], Awaitable[Result]]
+    ) -> tuple[Result, Target]:
+        tried: list[Target] = []
+        started = time.monotonic()
+        # The first attempt is a plain call: the common case pays nothing for retries.
+        target = self._next_target(model, call, tried)
+        try:
+            return await send(target), target
+        except GatewayError as exc:
+            if not exc.retryable or model.retries.attempts == 1:
+                raise
+            self.observer.retry(model.name, target.name, exc)
+            first_error = exc
+        policy = model.retries
+        remaining = policy.deadline - (time.monotonic() - started)
+        await asyncio.sleep(self._pause(model, tried, first_error, 1))
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            assert isinstance(error, GatewayError)
+            self.observer.retry(model.name, tried[-1].name, error)
+            return self._pause(model, tried, error, state.attempt_number + 1)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts - 1) | stop_after_seconds(max(remaining, 0)),
+            wait=wait,
+            retry=retry_if_exception(lambda e: isinstance(e, GatewayError) and e.retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                target = self._next_target(model, call, tried)
+                return await send(target), target
+        raise first_error  # unreachable: tenacity returns or re-raises
+
+    def _next_target(self, model: PublicModel, call: Call, tried: list[Target]) -> Target:
+        """The best usable target not yet tried; else the best one tried (a retry)."""
+        ordered = self._candidates(model, call)
+        if not ordered:
+            raise _unavailable(model)
+        fresh = [t for t in ordered if t not in tried]
+        choices = fresh or ordered
+        target = next((t for t in choices if t.health.has_capacity()), choices[0])
+        tried.append(target)
+        return target
+
+    def _candidates(self, model: PublicModel, call: Call) -> list[Target]:
+        now = time.monotonic()
+        usable = [t for t in model.targets if t.available() and t.health.usable(now)]
+        if len(usable) <= 1:
+            return usable
+        by_tier: dict[int, list[Target]] = {}
+        for target in usable:
+            by_tier.setdefault(target.tier, []).append(target)
+        ordered: list[Target] = []
+        for tier in sorted(by_tier):
+            ordered.extend(model.balancer.order(by_tier[tier], call.session_key))
+        return ordered
+
+    def _pause(
+        self, model: PublicModel, tried: list[Target], error: GatewayError, retry_number: int
+    ) -> float:
+        """No wait when another target is free to try; else backoff or Retry-After."""
+        now = time.monotonic()
+        if any(t not in tried and t.available() and t.health.usable(now) for t in model.targets):
+            return 0.0
+        policy = model.retries
+        retry_after = retry_after_seconds(error)
+        if retry_after is not None:
+            if retry_after > policy.max_retry_after:
+                raise error
+            return retry_after + 0.01  # just past it, whatever the clock's resolution
+        ceiling = min(policy.backoff_max, policy.backoff_base * 2 ** (retry_number - 1))
+        return float(self._rng.uniform(ceiling / 2, ceiling))
+
+
+class TargetStream:
+    """The rest of a stream, in batches of chunks. Frees the target's slot and records the outcome
+    when it ends, fails, or is closed early (the client went away)."""
+
+    __slots__ = ("_chunks", "_open", "_target", "_ttft")
+
+    def __init__(self, target: Target, chunks: AsyncIterator[Batch], ttft: float) -> None:
+        self._target = target
+        self._chunks = chunks
+        self._ttft = ttft
+        self._open = True
+
+    def __aiter__(self) -> TargetStream:
+        return self
+
+    @property
+    def finished(self) -> bool:
+        """The last batch is in: the next ``anext`` ends the stream at once."""
+        return bool(getattr(self._chunks, "finished", False))
+
+    async def __anext__(self) -> Batch:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._end(None)
+            raise
+        except GatewayError as exc:
+            self._end(exc)
+            raise
+
+    def _end(self, error: GatewayError | None) -> None:
+        if self._open:
+            self._open = False
+            self._target.health.release()
+            if error is None:
+                self._target.health.record_success(self._ttft)
+            else:
+                self._target.health.record_error(error)
+
+    async def aclose(self) -> None:
+        if self._open:
+            self._open = False
+            self._target.health.release()
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _falls_back(model: PublicModel, exc: GatewayError) -> bool:
+    reasons = model.config.fallback_on
+    if _is_context_length(exc):
+        return "context_length" in reasons
+    if isinstance(exc, RateLimitError):
+        return "error" in reasons
+    return exc.retryable and "error" in reasons
+
+
+def _is_context_length(exc: GatewayError) -> bool:
+    if isinstance(exc, ContextLengthError) or exc.code == "context_length_exceeded":
+        return True
+    return exc.status == 400 and "context length" in exc.message.lower()
+
+
+def _filtered(result: Body) -> bool:
+    """Every choice was stopped by the backend's content filter."""
+    choices = result.get("choices") or []
+    return bool(choices) and all(c.get("finish_reason") == "content_filter" for c in choices)
+
+
+def _unavailable(model: PublicModel) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"No backend of model '{model.name}' is available right now.", retry_after=5
+    )

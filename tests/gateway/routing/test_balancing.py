@@ -1,0 +1,50 @@
+"""Balancing strategies as pure logic (no HTTP)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+from gateway.config.schema import BreakerConfig
+from gateway.routing.balancing import RoundRobin, SessionAffinity, WeightedRandom
+from gateway.routing.health import TargetHealth
+from gateway.routing.target import Target
+
+
+def targets(*names: str, weight: float = 1.0) -> list[Target]:
+    adapter: Any = object()
+    return [
+        Target(name, adapter, "m", TargetHealth(name, BreakerConfig()), weight=weight)
+        for name in names
+    ]
+
+
+def test_consistent_hashing_moves_few_sessions_when_a_target_is_added() -> None:
+    three = targets("a", "b", "c")
+    four = [*three, *targets("d")]
+    before, after = (
+        SessionAffinity(three, random.Random(0)),
+        SessionAffinity(four, random.Random(0)),
+    )
+    sessions = [f"session-{i}" for i in range(2000)]
+    moved = sum(before.order(three, s)[0].name != after.order(four, s)[0].name for s in sessions)
+    # Ideal is 1/4 (the new target's share); a modulo hash would move about 3/4.
+    assert 0.15 * len(sessions) < moved < 0.35 * len(sessions)
+    # Every moved session moved to the new target, none between old ones.
+    assert all(
+        after.order(four, s)[0].name in (before.order(three, s)[0].name, "d") for s in sessions
+    )
+
+
+def test_weighted_random_follows_weights() -> None:
+    pool = targets("a") + targets("b", weight=3.0)
+    balancer = WeightedRandom(pool, random.Random(1))
+    picks = Counter(balancer.order(pool, None)[0].name for _ in range(4000))
+    assert 0.72 < picks["b"] / 4000 < 0.78
+
+
+def test_smooth_round_robin_interleaves() -> None:
+    pool = targets("a", weight=2.0) + targets("b")
+    rr = RoundRobin(pool, random.Random(0))
+    assert [rr.order(pool, None)[0].name for _ in range(6)] == ["a", "b", "a", "a", "b", "a"]
