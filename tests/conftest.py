@@ -9,6 +9,9 @@ import pytest
 
 from tests.helpers import FakeUpstream, Gateway, free_port
 
+# The session's one gateway with real vLLM engines (engines_gateway), for every e2e test.
+pytest_plugins = ["tests.engine_gateway"]
+
 
 @pytest.fixture(scope="session")
 def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:

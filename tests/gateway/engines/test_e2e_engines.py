@@ -18,7 +18,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from gateway.engines.templates import TOKENIZER_SPECS
-from tests.gateway.engines.conftest import TINY_DIR, EngineGateway, ready_payload
+from tests.engine_gateway import TINY_DIR, EngineGateway, ready_payload
 
 pytestmark = pytest.mark.e2e
 

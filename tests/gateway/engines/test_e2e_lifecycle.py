@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.gateway.engines.conftest import (
+from tests.engine_gateway import (
     EngineGateway,
     build_tiny,
     engine_group,

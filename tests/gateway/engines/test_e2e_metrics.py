@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 
-from tests.gateway.engines.conftest import EngineGateway
+from tests.engine_gateway import EngineGateway
 from tests.gateway.observability.scrape import (
     Scrape,
     dashboard_queries,

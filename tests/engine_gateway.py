@@ -1,4 +1,5 @@
-"""Real vLLM engines on tiny checkpoints, behind a real gateway process.
+"""Real vLLM engines on tiny checkpoints, behind a real gateway process
+(a pytest plugin of tests/conftest.py, so every end-to-end test shares them).
 
 The gateway with its three engines (tiny Llama 3, Qwen2, DeepSeek-R1) starts
 once per session: loading engines is the slow part, so every end-to-end test
