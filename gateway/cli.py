@@ -64,7 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo:
         from gateway.engines import demo
 
-        config = demo.demo_config(demo.ensure_checkpoints(demo.tiny_models_dir()))
+        checkpoints = demo.ensure_checkpoints(demo.tiny_models_dir())
+        config = demo.demo_config(checkpoints, embedding=demo.minilm_path())
         config_path = None
     else:
         config = _load_or_exit(args.config)
