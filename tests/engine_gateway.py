@@ -2,9 +2,10 @@
 (a pytest plugin of tests/conftest.py, so every end-to-end test shares them).
 
 The gateway with its engines (tiny Llama 3, Qwen2, DeepSeek-R1, and the real
-all-MiniLM-L6-v2 embedding model as ``minilm``) starts once per session: loading engines is the slow part, so every end-to-end test
-shares them. Checkpoints are built once under the repo's .tiny-models/ and
-reused by later runs.
+all-MiniLM-L6-v2 embedding model as ``minilm``) starts once per session:
+loading engines is the slow part, so every end-to-end test shares them.
+Checkpoints are built once under the repo's .tiny-models/ and reused by later
+runs.
 """
 
 from __future__ import annotations

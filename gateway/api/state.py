@@ -9,8 +9,10 @@ from aiohttp import web
 
 from adapters.base import Adapter
 from gateway.access.control import AccessControl
+from gateway.cache.service import ResponseCache
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
+from gateway.guardrails.service import Guardrails
 from gateway.observability.logs import AccessLog, AccessRecord
 from gateway.observability.telemetry import Telemetry
 from gateway.routing.reload import LiveRouting
@@ -30,6 +32,8 @@ class AppState:
     adapters: dict[str, Adapter] = field(default_factory=dict)
     engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
     routing: LiveRouting | None = None  # owns ``router`` and its reload
+    guardrails: Guardrails | None = None  # gateway.guardrails
+    cache: ResponseCache | None = None  # gateway.cache
     started: float = 0.0
 
 

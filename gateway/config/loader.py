@@ -207,9 +207,7 @@ def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -
     yield from _guardrail_and_cache_problems(config, lines)
 
 
-def _guardrail_and_cache_problems(
-    config: GatewayConfig, lines: Mapping[Loc, int]
-) -> Iterable[str]:
+def _guardrail_and_cache_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
     """Guardrail names a model attaches, the judges' and the semantic cache's
     models, and the Redis a Redis cache needs."""
 

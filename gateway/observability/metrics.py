@@ -158,6 +158,22 @@ class Metrics:
         self.fallbacks = counter(
             "fallbacks", "Requests passed on to a fallback model", ("model", "to_model", "reason")
         )
+        self.guardrail_findings = counter(
+            "guardrail_findings",
+            "What guardrails found: the guardrail and what it did (mask, block)",
+            ("guardrail", "action"),
+        )
+        self.cache_requests = counter(
+            "cache_requests",
+            "Response cache lookups by public model; result is hit, miss or bypass",
+            ("model", "result"),
+        )
+        self.cache_semantic_hits = counter(
+            "cache_semantic_hits", "Cache hits found by embedding similarity", ("model",)
+        )
+        self.cache_tokens_saved = counter(
+            "cache_tokens_saved", "Tokens (prompt + completion) answered from the cache", ("model",)
+        )
         self.duration = histogram(
             "request_duration_seconds", "Request latency, to the last byte", LATENCY_BUCKETS
         )
@@ -207,6 +223,20 @@ class Metrics:
             series.completion.inc(record.completion_tokens)
         if record.error_type is not None:
             self._count_error(model, target, record)
+        if record.cache is not None:
+            self._count_cache(model, record)
+        if record.guardrails:
+            for (guardrail, _, action, _), count in record.guardrails.items():
+                self.guardrail_findings.labels(guardrail, action).inc(count)
+
+    def _count_cache(self, model: str, record: AccessRecord) -> None:
+        assert record.cache is not None
+        self.cache_requests.labels(model, record.cache).inc()
+        if record.cache == "hit":
+            if record.cache_semantic:
+                self.cache_semantic_hits.labels(model).inc()
+            if record.tokens_saved:
+                self.cache_tokens_saved.labels(model).inc(record.tokens_saved)
 
     def _count_error(self, model: str, target: str, record: AccessRecord) -> None:
         assert record.error_type is not None

@@ -16,7 +16,8 @@ Behaviour:
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
 - The last user message may also carry directives for one request:
-  ``[slow]`` streams with 0.2 s between chunks.
+  ``[slow]`` streams with 0.2 s between chunks; ``[chunks:A|B|C]`` answers
+  exactly ``ABC`` (no name prefix), streamed as the pieces ``A``, ``B``, ``C``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import time
 from typing import Any
 
@@ -32,6 +34,13 @@ from aiohttp import web
 
 State = dict[str, Any]
 STATE = web.AppKey("state", dict)
+CHUNKS = re.compile(r"\[chunks:(.*)\]", re.DOTALL)
+
+
+def _pieces(text: str) -> list[str] | None:
+    """The pieces a ``[chunks:A|B]`` directive asks for."""
+    found = CHUNKS.search(text)
+    return found.group(1).split("|") if found else None
 
 
 def _reply_text(name: str, body: dict[str, Any]) -> str:
@@ -115,6 +124,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
         return _error(fault["status"], message, headers, fault.get("code"))
     chat = request.path.endswith("/chat/completions")
     text = _reply_text(state["name"], body)
+    pieces = _pieces(text)
+    if pieces is not None and not body.get("stream"):
+        text = "".join(pieces)
     n = int(body.get("n") or 1)
     if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
@@ -157,7 +169,8 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    words = text.split(" ")
+    pieces = _pieces(text)
+    words = pieces if pieces is not None else text.split(" ")
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -167,7 +180,7 @@ async def _stream(
     }
     try:
         for position, word in enumerate(words):
-            piece = word if position == 0 else " " + word
+            piece = word if position == 0 or pieces is not None else " " + word
             for index in range(n):
                 choice: dict[str, Any] = {"index": index, "finish_reason": None, "logprobs": None}
                 if chat:
