@@ -98,7 +98,8 @@ def _has_digit_or_colon(text: str) -> bool:
     return _has_digit(text) is not None or ":" in text
 
 
-_NOT_IN_WORD = r"(?<![\w@.+-])"
+# Numbers start where a run of digit groups starts, never inside one.
+_NOT_IN_WORD = r"(?<![\w@.+-])(?<!\d[ .-])"
 _SECRET = (
     r"(?<![\w-])(?:"
     r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"  # OpenAI, Anthropic

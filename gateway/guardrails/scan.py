@@ -1,8 +1,9 @@
 """Finding spans in text, whole or as it streams, and the placeholders that
 replace them.
 
-A ``Scanner`` runs a few rules (a pattern, a cheap pre-check, a validator) and
-returns non-overlapping spans, the earliest (then longest) winning. On a
+A ``Scanner`` runs a few rules (a pattern, a cheap pre-check, a validator) in
+one left-to-right scan: the earliest match (then the longest) is taken, and
+the scan goes on after it. On a
 stream it scans only what is not yet released, with ``regex``'s partial
 matching: text is held back from the first place where a finding could still
 be completing (a partial match, or a match touching the end of what arrived)
@@ -49,34 +50,47 @@ class Span:
     label: str
 
 
-def _select(spans: list[Span]) -> list[Span]:
-    """Non-overlapping spans: earliest first, the longest of those starting together."""
-    spans.sort(key=lambda s: (s.start, -s.end))
-    chosen: list[Span] = []
-    reach = -1
-    for span in spans:
-        if span.start >= reach:
-            chosen.append(span)
-            reach = span.end
-    return chosen
-
-
 class Scanner:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
 
-    def find(self, text: str) -> list[Span]:
-        """The findings of a whole text."""
-        spans = []
-        for rule in self.rules:
-            if rule.needs is not None and not rule.needs(text):
-                continue
-            for match in rule.whole.finditer(text):
-                if match.end() > match.start() and (
-                    rule.valid is None or rule.valid(match.group())
+    def find(self, text: str, start: int = 0) -> list[Span]:
+        """The findings of ``text[start:]``, left to right: the earliest match of
+        any rule (the longest of those starting together) wins, and the scan
+        goes on after it. Being one scan from a position, it gives the same
+        findings whether the text comes whole or in pieces."""
+        rules = [r for r in self.rules if r.needs is None or r.needs(text)]
+        upcoming: list[Span | None] = [self._next(r, text, start) for r in rules]
+        spans: list[Span] = []
+        position = start
+        while True:
+            best: Span | None = None
+            for index, rule in enumerate(rules):
+                candidate = upcoming[index]
+                if candidate is not None and candidate.start < position:
+                    candidate = upcoming[index] = self._next(rule, text, position)
+                if candidate is not None and (
+                    best is None or (candidate.start, -candidate.end) < (best.start, -best.end)
                 ):
-                    spans.append(Span(match.start(), match.end(), rule.label))
-        return _select(spans) if len(spans) > 1 else spans
+                    best = candidate
+            if best is None:
+                return spans
+            spans.append(best)
+            position = best.end
+
+    @staticmethod
+    def _next(rule: Rule, text: str, position: int) -> Span | None:
+        """The rule's first valid, non-empty match from ``position`` (after a
+        rejected candidate, say digits failing the Luhn check, the next position
+        is tried: what is found never depends on how far a rejected one ran)."""
+        while True:
+            match = rule.whole.search(text, position)
+            if match is None:
+                return None
+            begin, end = match.span()
+            if end > begin and (rule.valid is None or rule.valid(match.group())):
+                return Span(begin, end, rule.label)
+            position = begin + 1
 
     def find_released(
         self, text: str, start: int, final: bool, max_hold: int
@@ -86,7 +100,7 @@ class Scanner:
         most ``max_hold`` characters stay held. With ``final`` the text is
         complete and everything is released."""
         if final:
-            return [s for s in self.find(text) if s.start >= start], len(text)
+            return self.find(text, start), len(text)
         # The first position from which some rule can still match up to the end
         # of what arrived (and maybe beyond): nothing from there on is final.
         hold = len(text)
@@ -101,7 +115,7 @@ class Scanner:
         hold = max(hold, len(text) - max_hold)
         if hold == start:
             return [], hold
-        spans = [s for s in self.find(text) if s.start >= start]
+        spans = self.find(text, start)
         # A finding that crosses the hold point is held whole.
         for span in spans:
             if span.start < hold < span.end:
