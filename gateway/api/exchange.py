@@ -88,7 +88,10 @@ class Exchange:
         masked request up in the cache."""
         state = request.app[STATE]
         record = request[RECORD]
-        guard = state.guardrails.for_model(model) if state.guardrails is not None else None
+        principal = request[PRINCIPAL]
+        guard = None
+        if state.guardrails is not None:
+            guard = state.guardrails.for_request(model, principal.guardrails)
         checked = None
         if guard is not None:
             checked = Checked()
@@ -98,8 +101,7 @@ class Exchange:
         cache = state.cache
         lookup = None
         if cache is not None and cache.mode(model):
-            scope = request[PRINCIPAL].name
-            lookup = await cache.lookup(model, operation, body, scope, request.headers)
+            lookup = await cache.lookup(model, operation, body, principal.name, request.headers)
             if lookup is not None:
                 record.cache = lookup.status
                 record.cache_semantic = lookup.semantic

@@ -17,7 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from adapters.config import ProviderConfig
 from adapters.errors import ConfigError
 from gateway.config.access import ApiKeyConfig, AuthConfig, load_jwt_keys
-from gateway.config.guardrails import GuardrailConfig, ModelGuardrailConfig
+from gateway.config.guardrails import GuardrailConfig, ModelGuardrailConfig, ModelGuardrails
 from gateway.config.schema import GatewayConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -52,6 +52,9 @@ def parse_config(
     if problems:
         raise ConfigError(problems, source)
     config = _with_keys_file(config, source, env)
+    problems = list(_key_guardrail_problems(config, lines))
+    if problems:
+        raise ConfigError(problems, source)
     if config.auth is not None and config.auth.jwt is not None:
         try:
             load_jwt_keys(config.auth.jwt, Path(source).parent)
@@ -207,6 +210,36 @@ def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -
     yield from _guardrail_and_cache_problems(config, lines)
 
 
+def _attached_problems(
+    attached: ModelGuardrails | None,
+    prefix: Loc,
+    guardrails: Mapping[str, GuardrailConfig],
+    lines: Mapping[Loc, int],
+) -> Iterable[str]:
+    """Guardrail names a model or a key attaches that no guardrail has, and
+    model judges attached to answers."""
+    for stage in ("input", "output"):
+        for index, guard in enumerate(getattr(attached, stage) if attached else ()):
+            loc: Loc = (*prefix, "guardrails", stage, index)
+            found = guardrails.get(guard)
+            if found is None:
+                yield (
+                    f"{format_loc(loc)}: unknown guardrail '{guard}'"
+                    f"{_did_you_mean(guard, guardrails)}{_line_of(loc, lines)}"
+                )
+            elif stage == "output" and isinstance(found, ModelGuardrailConfig):
+                yield (
+                    f"{format_loc(loc)}: '{guard}' is a model guardrail, which checks "
+                    f"requests only (use it under input){_line_of(loc, lines)}"
+                )
+
+
+def _key_guardrail_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
+    for index, key in enumerate(config.auth.keys if config.auth else ()):
+        prefix: Loc = ("auth", "keys", index)
+        yield from _attached_problems(key.guardrails, prefix, config.guardrails, lines)
+
+
 def _guardrail_and_cache_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
     """Guardrail names a model attaches, the judges' and the semantic cache's
     models, and the Redis a Redis cache needs."""
@@ -216,18 +249,7 @@ def _guardrail_and_cache_problems(config: GatewayConfig, lines: Mapping[Loc, int
         return f"{format_loc(loc)}: unknown {what} '{name}'{hint}{_line_of(loc, lines)}"
 
     for name, model in config.models.items():
-        attached = model.guardrails
-        for stage in ("input", "output"):
-            for index, guard in enumerate(getattr(attached, stage) if attached else ()):
-                loc: Loc = ("models", name, "guardrails", stage, index)
-                found = config.guardrails.get(guard)
-                if found is None:
-                    yield unknown(loc, "guardrail", guard, config.guardrails)
-                elif stage == "output" and isinstance(found, ModelGuardrailConfig):
-                    yield (
-                        f"{format_loc(loc)}: '{guard}' is a model guardrail, which checks "
-                        f"requests only (use it under input){_line_of(loc, lines)}"
-                    )
+        yield from _attached_problems(model.guardrails, ("models", name), config.guardrails, lines)
     for name, guard in config.guardrails.items():
         if isinstance(guard, ModelGuardrailConfig) and guard.model not in config.models:
             yield unknown(("guardrails", name, "model"), "model", guard.model, config.models)
@@ -235,10 +257,10 @@ def _guardrail_and_cache_problems(config: GatewayConfig, lines: Mapping[Loc, int
     if cache is not None and cache.semantic is not None:
         embedder = cache.semantic.embedding_model
         if embedder not in config.models:
-            loc = ("cache", "semantic", "embedding_model")
-            yield unknown(loc, "model", embedder, config.models)
+            where: Loc = ("cache", "semantic", "embedding_model")
+            yield unknown(where, "model", embedder, config.models)
     if cache is not None and cache.backend == "redis" and config.redis_url is None:
-        loc = ("cache", "backend")
+        loc: Loc = ("cache", "backend")
         yield f"{format_loc(loc)}: the redis backend needs 'redis_url'{_line_of(loc, lines)}"
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config.guardrails import ModelGuardrailConfig
+from gateway.config.guardrails import ModelGuardrailConfig, ModelGuardrails
 from gateway.config.schema import GatewayConfig
 from gateway.guardrails.chunks import Chain, ChoiceTextFilter
 from gateway.guardrails.judge import ModelJudge
@@ -111,26 +111,55 @@ class ModelGuard:
         return ChoiceTextFilter(lambda: StreamRestorer(checked.vault))
 
 
-def build_guards(config: GatewayConfig, router: RouterGetter) -> dict[str, ModelGuard]:
-    """Each model's guardrails, compiled once per config."""
-    compiled: dict[str, TextGuard | ModelJudge] = {}
+Compiled = dict[str, TextGuard | ModelJudge]
+
+
+def compile_guardrails(config: GatewayConfig) -> Compiled:
+    compiled: Compiled = {}
     for name, guard_config in config.guardrails.items():
         if isinstance(guard_config, ModelGuardrailConfig):
             compiled[name] = ModelJudge(name, guard_config)
         else:
             compiled[name] = TextGuard(name, guard_config)
-    guards = {}
-    for model_name, model in config.models.items():
-        attached = model.guardrails
-        if attached is None or not (attached.input or attached.output):
-            continue
-        outputs = [compiled[n] for n in attached.output]
-        guards[model_name] = ModelGuard(
-            [compiled[n] for n in attached.input],
-            [g for g in outputs if isinstance(g, TextGuard)],
-            router,
-        )
-    return guards
+    return compiled
+
+
+def _guard(
+    compiled: Compiled, inputs: list[str], outputs: list[str], router: RouterGetter
+) -> ModelGuard | None:
+    if not inputs and not outputs:
+        return None
+    kept = [compiled[name] for name in outputs]
+    text_outputs = [g for g in kept if isinstance(g, TextGuard)]
+    return ModelGuard([compiled[name] for name in inputs], text_outputs, router)
+
+
+class _Policies:
+    """One config's guardrails: compiled once, attached per model, and per
+    model and key for keys with guardrails of their own (built on first use)."""
+
+    def __init__(self, config: GatewayConfig, router: RouterGetter) -> None:
+        self.router = router
+        self.compiled = compile_guardrails(config)
+        self.attached = {
+            name: model.guardrails for name, model in config.models.items() if model.guardrails
+        }
+        self.by_model: dict[str, ModelGuard] = {}
+        for name, attached in self.attached.items():
+            guard = _guard(self.compiled, attached.input, attached.output, router)
+            if guard is not None:
+                self.by_model[name] = guard
+        self.by_key: dict[tuple[str, tuple[str, ...], tuple[str, ...]], ModelGuard | None] = {}
+
+    def for_key(self, model: str, extra: ModelGuardrails) -> ModelGuard | None:
+        key = (model, tuple(extra.input), tuple(extra.output))
+        if key in self.by_key:
+            return self.by_key[key]
+        own = self.attached.get(model) or ModelGuardrails()
+        inputs = [n for n in dict.fromkeys([*own.input, *extra.input]) if n in self.compiled]
+        outputs = [n for n in dict.fromkeys([*own.output, *extra.output]) if n in self.compiled]
+        guard = self.by_key[key] = _guard(self.compiled, inputs, outputs, self.router)
+        return guard
 
 
 class Guardrails:
@@ -138,16 +167,23 @@ class Guardrails:
 
     def __init__(self, config: GatewayConfig, router: RouterGetter) -> None:
         self._router = router
-        self._guards = build_guards(config, router)
+        self._policies = _Policies(config, router)
 
     def for_model(self, model: str) -> ModelGuard | None:
-        return self._guards.get(model) if self._guards else None
+        by_model = self._policies.by_model
+        return by_model.get(model) if by_model else None
+
+    def for_request(self, model: str, key_guardrails: ModelGuardrails | None) -> ModelGuard | None:
+        """The model's guardrails, then those of the caller's key (if it has any)."""
+        if key_guardrails is None:
+            return self.for_model(model)
+        return self._policies.for_key(model, key_guardrails)
 
     def prepare(self, config: GatewayConfig) -> Callable[[], None]:
         """A reload step: compile the new config's guardrails, swap them on commit."""
-        guards = build_guards(config, self._router)
+        policies = _Policies(config, self._router)
 
         def commit() -> None:
-            self._guards = guards
+            self._policies = policies
 
         return commit

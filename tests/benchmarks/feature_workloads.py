@@ -65,6 +65,16 @@ def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> 
     share = round(100.0 * per_second["with"] / per_second["without"], 1)
     result.metrics.append(Metric("pii guardrail's added p50", "ms", "absolute", {"gateway": added}))
     result.metrics.append(Metric("requests/s with vs without", "%", "absolute", {"gateway": share}))
+    # The gateway's own CPU per request: what the guardrail costs even when
+    # other processes share the machine and the latencies above wander.
+    cpu = {label: rate[label].get("subject_cpu_ms_per_request") for label in ("without", "with")}
+    for label, value in cpu.items():
+        name = f"CPU per request, {label} the pii guardrail"
+        result.metrics.append(Metric(name, "ms", "absolute", {"gateway": value}))
+    if cpu["with"] is not None and cpu["without"] is not None:
+        extra = round(1000.0 * (cpu["with"] - cpu["without"]), 1)
+        added_cpu = Metric("CPU the guardrail adds", "µs", "absolute", {"gateway": extra})
+        result.metrics.append(added_cpu)
     result.runs = {f"{k}-{n}": run for k, by in runs.items() for n, run in by.items()}
     return result
 
@@ -73,12 +83,32 @@ def cache_hit(direct: Subject, start: Start, with_cache: Any, sizes: Sizes) -> W
     load = sizes.latency
     result = WorkloadResult("j", "cache hit, non-streaming, concurrency 1", load.describe())
     result.runs["direct"] = send(direct, load, HIT_CHAT)
-    subject = start("gateway-cache", with_cache)
-    print("  (j) gateway answering from its cache ...", flush=True)
-    try:
-        result.runs["gateway"] = send(subject, load, HIT_CHAT)
-    finally:
-        _stopped(subject)
+    runs: dict[str, dict[str, Any]] = {}
+    for label, features in (("uncached", None), ("gateway", with_cache)):
+        subject = start(f"gateway-{label}", features)
+        print(f"  (j) {label} ...", flush=True)
+        try:
+            runs[label] = send(subject, load, HIT_CHAT)
+        finally:
+            _stopped(subject)
+    result.runs["gateway"] = runs["gateway"]
     result.metric("latency p50", "ms", "added", lambda r: r["latency_ms"]["p50"])
     result.metric("latency p99", "ms", "added", lambda r: r["latency_ms"]["p99"])
+    uncached = runs["uncached"]["latency_ms"]["p50"]
+    result.metrics.append(
+        Metric(
+            "latency p50, same gateway without cache",
+            "ms",
+            "added",
+            {
+                "direct": result.runs["direct"]["latency_ms"]["p50"],
+                "gateway": uncached,
+            },
+        )
+    )
+    for label, run in runs.items():
+        name = "CPU per request, " + ("hit" if label == "gateway" else "without cache")
+        value = run.get("subject_cpu_ms_per_request")
+        result.metrics.append(Metric(name, "ms", "absolute", {"gateway": value}))
+    result.runs["gateway-uncached"] = runs["uncached"]
     return result

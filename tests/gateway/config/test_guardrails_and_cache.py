@@ -104,3 +104,16 @@ def test_mistakes_name_their_yaml_path(old: str, new: str, expected: str) -> Non
 def test_a_redis_cache_needs_redis_url() -> None:
     text = ISSUE_SHAPE.replace("redis_url: redis://127.0.0.1:6379/0\n", "")
     assert problems(text) == ["cache.backend: the redis backend needs 'redis_url', line 17"]
+
+
+def test_a_keys_guardrails_are_checked_too() -> None:
+    text = ISSUE_SHAPE.replace(
+        "models:\n",
+        "auth:\n  keys:\n    - {name: a, key_sha256: '"
+        + "0" * 64
+        + "', guardrails: {input: [pi]}}\n"
+        "models:\n",
+    )
+    assert problems(text) == [
+        "auth.keys[0].guardrails.input[0]: unknown guardrail 'pi' (did you mean 'pii'?), line 25"
+    ]

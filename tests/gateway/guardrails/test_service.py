@@ -5,6 +5,7 @@ values back; blocks, a judge model, and findings split across stream chunks."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,3 +233,29 @@ def test_findings_are_counted_and_audited_without_values(
     assert set(PII) <= kinds
     blocks = {(f["guardrail"], f["kind"]) for e in entries for f in e["guardrails"]}
     assert ("pii-block", "IBAN") in blocks
+
+
+def test_a_key_can_bring_guardrails_of_its_own(tmp_path: Path) -> None:
+    upstream = FakeUpstream(tmp_path, "alpha")
+    secrets = {"careful": "sk-careful-0123456789", "plain": "sk-plain-0123456789"}
+    keys = [
+        {"name": name, "key_sha256": hashlib.sha256(secret.encode()).hexdigest()}
+        for name, secret in secrets.items()
+    ]
+    keys[0]["guardrails"] = {"input": ["pii"]}
+    config = {
+        "providers": {"alpha": {"kind": "openai", "base_url": upstream.base_url}},
+        "auth": {"keys": keys},
+        "guardrails": {"pii": {"kind": "pii"}},
+        "models": {"chat": {"targets": [{"provider": "alpha", "model": "m1"}]}},
+    }
+    gateway = Gateway(tmp_path, config)
+    try:
+        for name, secret in secrets.items():
+            client = openai.OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+            client.chat.completions.create(**ask("chat", f"I am {PII['EMAIL']} ({name})"))
+        sent = [r["body"]["messages"][0]["content"] for r in upstream.requests()]
+        assert sent == ["I am [EMAIL_1] (careful)", f"I am {PII['EMAIL']} (plain)"]
+    finally:
+        gateway.stop()
+        upstream.stop()
