@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.errors import ConfigError
+from gateway.cli import routing_table
 from gateway.config.guardrails import ModelGuardrailConfig, PiiGuardrailConfig
 from gateway.config.loader import parse_config
 
@@ -117,3 +118,10 @@ def test_a_keys_guardrails_are_checked_too() -> None:
     assert problems(text) == [
         "auth.keys[0].guardrails.input[0]: unknown guardrail 'pi' (did you mean 'pii'?), line 25"
     ]
+
+
+def test_check_shows_each_models_guardrails_and_cache() -> None:
+    config = parse_config(ISSUE_SHAPE, env={})
+    table = routing_table(config)
+    assert "    guardrails: input=pii,no-secrets output=pii" in table
+    assert "    cache: deterministic" in table and "    cache: always" in table
