@@ -5,7 +5,7 @@ OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -13,7 +13,6 @@ from aiohttp import web
 
 from adapters.errors import GatewayError
 from gateway.observability.logs import AccessRecord
-from gateway.routing.router import TargetStream
 from gateway.tokens import TokenCounter
 
 Body = dict[str, Any]
@@ -25,6 +24,18 @@ SSE_HEADERS = {
     # Tell reverse proxies (nginx) not to buffer the stream.
     "X-Accel-Buffering": "no",
 }
+
+
+class Batches(Protocol):
+    """The rest of a stream, batch by batch: an upstream's (``TargetStream``) or
+    a cached one's."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def __anext__(self) -> Awaitable[Batch]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ChunkFilter(Protocol):
@@ -150,7 +161,7 @@ class StreamRelay:
                 )
         return None
 
-    async def run(self, response: web.StreamResponse, first: Batch, rest: TargetStream) -> None:
+    async def run(self, response: web.StreamResponse, first: Batch, rest: Batches) -> None:
         """Send each batch in one write (a burst that arrived together leaves
         together); the last batch leaves with the end of the response."""
         last = b""

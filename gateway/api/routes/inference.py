@@ -16,7 +16,7 @@ from gateway.access.control import FreeGrant, Grant
 from gateway.api.exchange import Exchange
 from gateway.api.parsing import read_request
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from gateway.api.relay import SSE_HEADERS, Batch, StreamRelay, finish_result
+from gateway.api.relay import SSE_HEADERS, Batch, Batches, StreamRelay, finish_result
 from gateway.api.state import RECORD, STATE
 from gateway.routing.router import Call, Operation
 
@@ -84,6 +84,7 @@ async def _stream(
     record = request[RECORD]
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     first: Batch
+    chunks: Batches
     if exchange.hit:
         first, chunks, filters = exchange.replay()
         target = CACHE_TARGET
@@ -93,7 +94,7 @@ async def _stream(
         options = {**(body.get("stream_options") or {}), "include_usage": True}
         call = _call(request, operation, {**body, "stream_options": options})
         model = state.router.resolve(parsed.model)
-        first, chunks, upstream = await state.router.open_stream(model, call)  # type: ignore[assignment]
+        first, chunks, upstream = await state.router.open_stream(model, call)
         target, filters = upstream.name, exchange.stream_filters()
     async with aclosing(chunks):
         record.target = target
@@ -110,7 +111,7 @@ async def _stream(
         await response.prepare(request)
         relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens, filters)
         try:
-            await relay.run(response, first, chunks)  # type: ignore[arg-type]
+            await relay.run(response, first, chunks)
         finally:
             if exchange.hit:
                 record.tokens_saved = (relay.usage or {}).get("total_tokens")
