@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.gateway.observability.scrape import scrape
-from tests.helpers import FakeUpstream, Gateway
+from tests.helpers import FakeUpstream, Gateway, free_port
 
 # One value of every kind the pii guardrail knows.
 PII = {
@@ -38,7 +38,10 @@ def guarded_config(upstream: FakeUpstream, audit: Path) -> dict[str, Any]:
         return {"targets": [{"provider": "alpha", "model": "m1"}], **extra}
 
     return {
-        "providers": {"alpha": {"kind": "openai", "base_url": upstream.base_url}},
+        "providers": {
+            "alpha": {"kind": "openai", "base_url": upstream.base_url},
+            "nowhere": {"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+        },
         "audit": {"path": str(audit)},
         "guardrails": {
             "pii": {"kind": "pii", "action": "mask", "restore_in_response": True},
@@ -46,6 +49,8 @@ def guarded_config(upstream: FakeUpstream, audit: Path) -> dict[str, Any]:
             "pii-out": {"kind": "pii", "action": "mask"},
             "no-secrets": {"kind": "regex", "patterns": ["(?i)internal[- ]only"]},
             "judge": {"kind": "model", "model": "guard", "block_when": "(?i)^unsafe"},
+            "judge-down": {"kind": "model", "model": "down"},
+            "judge-down-open": {"kind": "model", "model": "down", "on_error": "fail_open"},
         },
         "models": {
             "chat": model(guardrails={"input": ["pii"], "output": ["pii"]}),
@@ -55,6 +60,12 @@ def guarded_config(upstream: FakeUpstream, audit: Path) -> dict[str, Any]:
             "answers": model(guardrails={"output": ["pii-out"]}),
             "embed": model(guardrails={"input": ["pii"]}),
             "guard": {"targets": [{"provider": "alpha", "model": "guard-model"}]},
+            "down": {
+                "targets": [{"provider": "nowhere", "model": "g"}],
+                "retries": {"attempts": 1},
+            },
+            "closed": model(guardrails={"input": ["judge-down"]}),
+            "open": model(guardrails={"input": ["judge-down-open"]}),
         },
     }
 
@@ -207,6 +218,36 @@ def test_the_judge_passes_safe_requests_and_reads_them_masked(
     assert judged["body"]["model"] == "guard-model" and judged["body"]["temperature"] == 0
     assert judged["body"]["messages"] == [{"role": "user", "content": "Hello from [EMAIL_1]"}]
     assert served["body"]["model"] == "m1"
+
+
+def test_an_unreachable_judge_refuses_or_lets_through_as_configured(
+    gw: tuple[openai.OpenAI, FakeUpstream],
+) -> None:
+    client, upstream = gw
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(**ask("closed", "Hello"))
+    assert refused.value.status_code == 503 and "'judge-down'" in refused.value.message
+    assert upstream.requests() == []
+    answer = client.chat.completions.create(**ask("open", "Hello"))
+    assert answer.choices[0].message.content == "alpha: Hello"
+
+
+def test_text_completions_are_masked_and_restored_streaming_too(
+    gw: tuple[openai.OpenAI, FakeUpstream],
+) -> None:
+    client, upstream = gw
+    prompt = f"Reply to {PII['EMAIL']} about card {PII['CREDIT_CARD']}"
+    whole = client.completions.create(model="chat", prompt=prompt)
+    assert whole.choices[0].text == f"alpha: {prompt}"
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(model="chat", prompt=prompt, stream=True)
+        if c.choices
+    ]
+    assert "".join(pieces) == f"alpha: {prompt}"
+    assert [r["body"]["prompt"] for r in upstream.requests()] == [
+        "Reply to [EMAIL_1] about card [CREDIT_CARD_1]"
+    ] * 2
 
 
 def test_findings_are_counted_and_audited_without_values(
