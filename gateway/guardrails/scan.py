@@ -50,9 +50,25 @@ class Span:
     label: str
 
 
+def _global_flags(pattern: str) -> bool:
+    """Whether a pattern starts with global inline flags such as ``(?i)``."""
+    return bool(_GLOBAL_FLAGS.match(pattern))
+
+
+_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+
+
 class Scanner:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        # Streams ask "may any rule still be matching from here?" at each new
+        # position: one alternation answers for all the rules it can hold (global
+        # flags such as (?i) would leak into the others, so those stay apart).
+        joined = [r for r in self.rules if not _global_flags(r.whole.pattern)]
+        apart = [r.partial for r in self.rules if _global_flags(r.whole.pattern)]
+        if joined:
+            apart.insert(0, regex.compile("|".join(f"(?:{r.whole.pattern})" for r in joined)))
+        self._growing = tuple(apart)
 
     def find(self, text: str, start: int = 0) -> list[Span]:
         """The findings of ``text[start:]``, left to right: the earliest match of
@@ -106,8 +122,8 @@ class Scanner:
         hold = len(text)
         for position in range(start, len(text)):
             if any(
-                rule.partial.fullmatch(text, position, partial=True) is not None
-                for rule in self.rules
+                pattern.fullmatch(text, position, partial=True) is not None
+                for pattern in self._growing
             ):
                 hold = position
                 break
