@@ -1,8 +1,9 @@
 """The guardrails service: what the routes (chat, completions, embeddings,
 and any other endpoint) call.
 
-    guard = state.guardrails.for_model(public_name)      # None: nothing to do
-    checked = await guard.check_input(body)               # masks in place, or raises
+    guard = state.guardrails.for_request(public_name, principal.guardrails)  # None: no guardrails
+    checked = Checked()                                   # the findings, even when a block raises
+    await guard.check_input(body, checked)                # masks in place, or raises
     guard.check_result(result, checked)                   # output guardrails (in place)
     guard.restore_result(result, checked)                 # the caller's values back
     stream filters: guard.output_filter(checked), guard.restore_filter(checked)
