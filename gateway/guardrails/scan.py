@@ -29,7 +29,11 @@ class Rule:
     label: str  # what a placeholder says: EMAIL, PHONE, ..., REDACTED
     whole: re.Pattern[str]
     partial: regex.Pattern[str]
-    needs: Callable[[str], object] | None = None
+    # Every match holds ``needs`` at most ``reach`` characters after its start
+    # (see ``gateway.guardrails.pii.Detector``); None: the pattern is searched
+    # for everywhere.
+    needs: re.Pattern[str] | None = None
+    reach: int = 0
     valid: Callable[[str], bool] | None = None
 
     @classmethod
@@ -37,10 +41,14 @@ class Rule:
         cls,
         label: str,
         pattern: str,
-        needs: Callable[[str], object] | None = None,
+        needs: str | None = None,
+        reach: int = 0,
         valid: Callable[[str], bool] | None = None,
+        flags: int = 0,
     ) -> Rule:
-        return cls(label, re.compile(pattern), regex.compile(pattern), needs, valid)
+        wanted = None if needs is None else re.compile(needs, flags)
+        whole = re.compile(pattern, flags)
+        return cls(label, whole, regex.compile(pattern, flags), wanted, reach, valid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ class Scanner:
         any rule (the longest of those starting together) wins, and the scan
         goes on after it. Being one scan from a position, it gives the same
         findings whether the text comes whole or in pieces."""
-        rules = [r for r in self.rules if r.needs is None or r.needs(text)]
+        rules = self.rules
         upcoming: list[Span | None] = [self._next(r, text, start) for r in rules]
         spans: list[Span] = []
         position = start
@@ -99,14 +107,21 @@ class Scanner:
         """The rule's first valid, non-empty match from ``position`` (after a
         rejected candidate, say digits failing the Luhn check, the next position
         is tried: what is found never depends on how far a rejected one ran)."""
+        needs = rule.needs
         while True:
+            if needs is not None:
+                # No match starts before the first occurrence of what it needs,
+                # less its reach: the search starts there (or is not run).
+                found = needs.search(text, position)
+                if found is None:
+                    return None
+                position = max(position, found.start() - rule.reach)
             match = rule.whole.search(text, position)
             if match is None:
                 return None
-            begin, end = match.span()
-            if end > begin and (rule.valid is None or rule.valid(match.group())):
-                return Span(begin, end, rule.label)
-            position = begin + 1
+            if match.end() > match.start() and (rule.valid is None or rule.valid(match.group())):
+                return Span(match.start(), match.end(), rule.label)
+            position = match.start() + 1
 
     def find_released(
         self, text: str, start: int, final: bool, max_hold: int

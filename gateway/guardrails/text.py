@@ -66,8 +66,12 @@ class TextGuard:
         self.hold_chars = config.hold_chars
         if isinstance(config, PiiGuardrailConfig):
             self.restorable = config.restore_in_response
-            detectors = [DETECTORS[kind] for kind in config.entities]
-            rules = [Rule.compile(d.label, d.pattern, d.needs, d.valid) for d in detectors]
+            detectors = [d for kind in config.entities for d in DETECTORS[kind]]
+            # ASCII classes: \d and \w need no Unicode lookups (all the kinds are ASCII).
+            rules = [
+                Rule.compile(d.label, d.pattern, d.needs, d.reach, d.valid, re.ASCII)
+                for d in detectors
+            ]
         else:
             self.restorable = False
             rules = [Rule.compile("REDACTED", pattern) for pattern in config.patterns]

@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 from gateway.guardrails.pii import DETECTORS, card_valid, iban_valid, luhn_valid
 from gateway.guardrails.scan import Rule, Scanner
 
-SCANNER = Scanner(Rule.compile(d.label, d.pattern, d.needs, d.valid) for d in DETECTORS.values())
+SCANNER = Scanner(
+    Rule.compile(d.label, d.pattern, d.needs, d.reach, d.valid)
+    for detectors in DETECTORS.values()
+    for d in detectors
+)
 
 
 def found(text: str) -> list[tuple[str, str]]:
