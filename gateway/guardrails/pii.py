@@ -10,6 +10,7 @@ do without), so a text without digits never runs the number patterns.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -92,6 +93,19 @@ class Detector:
     needs: str
     reach: int = 0
     valid: Callable[[str], bool] | None = None
+
+
+_HINT_CHARS = re.compile(r"[\d@:_-]")
+_HINT_WORDS = ("AKIA", "AIza", "eyJ")
+
+
+def may_hold_pii(text: str, start: int = 0) -> bool:
+    """False when ``text[start:]`` cannot hold a finding of any kind: every
+    kind needs a digit, ``@``, ``:``, ``_`` or ``-``, or starts with one of
+    three literals (most answers and much prose fail this at C speed)."""
+    if _HINT_CHARS.search(text, start) is not None:
+        return True
+    return any(word in text for word in _HINT_WORDS)
 
 
 # Numbers start where a run of digit groups starts, never inside one.

@@ -67,8 +67,12 @@ _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 
 
 class Scanner:
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self, rules: Iterable[Rule], prefilter: Callable[[str, int], bool] | None = None
+    ) -> None:
+        """``prefilter(text, start)`` is False when no rule can match ``text[start:]``."""
         self.rules = tuple(rules)
+        self._prefilter = prefilter
         # Streams ask "may any rule still be matching from here?" at each new
         # position: one alternation answers for all the rules it can hold (global
         # flags such as (?i) would leak into the others, so those stay apart).
@@ -83,6 +87,8 @@ class Scanner:
         any rule (the longest of those starting together) wins, and the scan
         goes on after it. Being one scan from a position, it gives the same
         findings whether the text comes whole or in pieces."""
+        if self._prefilter is not None and not self._prefilter(text, start):
+            return []
         rules = self.rules
         upcoming: list[Span | None] = [self._next(r, text, start) for r in rules]
         spans: list[Span] = []

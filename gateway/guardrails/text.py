@@ -10,12 +10,13 @@ put the caller's own values back in place of their placeholders.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from adapters.errors import ContentPolicyError
 from gateway.config.guardrails import PiiGuardrailConfig, RegexGuardrailConfig
-from gateway.guardrails.pii import DETECTORS
+from gateway.guardrails.pii import DETECTORS, may_hold_pii
 from gateway.guardrails.scan import CONTEXT_CHARS, Rule, Scanner, Span, Vault, replace_spans
 
 Stage = Literal["input", "output"]
@@ -66,6 +67,7 @@ class TextGuard:
         self.hold_chars = config.hold_chars
         if isinstance(config, PiiGuardrailConfig):
             self.restorable = config.restore_in_response
+            prefilter: Callable[[str, int], bool] | None = may_hold_pii
             detectors = [d for kind in config.entities for d in DETECTORS[kind]]
             # ASCII classes: \d and \w need no Unicode lookups (all the kinds are ASCII).
             rules = [
@@ -74,8 +76,9 @@ class TextGuard:
             ]
         else:
             self.restorable = False
+            prefilter = None
             rules = [Rule.compile("REDACTED", pattern) for pattern in config.patterns]
-        self.scanner = Scanner(rules)
+        self.scanner = Scanner(rules, prefilter)
 
     def apply(
         self, text: str, vault: Vault, findings: Findings, stage: Stage, param: str | None = None

@@ -120,6 +120,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
+        self._findings: dict[tuple[str, str], Any] = {}
         self._sampler: asyncio.Task[None] | None = None
 
     def _build(self, registry: CollectorRegistry | None) -> None:
@@ -227,7 +228,12 @@ class Metrics:
             self._count_cache(model, record)
         if record.guardrails:
             for (guardrail, _, action, _), count in record.guardrails.items():
-                self.guardrail_findings.labels(guardrail, action).inc(count)
+                child = self._findings.get((guardrail, action))
+                if child is None:
+                    child = self._findings[guardrail, action] = self.guardrail_findings.labels(
+                        guardrail, action
+                    )
+                child.inc(count)
 
     def _count_cache(self, model: str, record: AccessRecord) -> None:
         assert record.cache is not None

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.guardrails.pii import DETECTORS, card_valid, iban_valid, luhn_valid
+from gateway.guardrails.pii import DETECTORS, card_valid, iban_valid, luhn_valid, may_hold_pii
 from gateway.guardrails.scan import Rule, Scanner
 
 SCANNER = Scanner(
@@ -45,6 +45,7 @@ def found(text: str) -> list[tuple[str, str]]:
 )
 def test_each_kind_is_found(text: str, label: str, value: str | None) -> None:
     findings = found(text)
+    assert may_hold_pii(text)  # the quick pre-check never hides a finding
     assert len(findings) == 1 and findings[0][0] == label
     if value is not None:
         assert findings[0][1] == value
@@ -67,6 +68,12 @@ def test_each_kind_is_found(text: str, label: str, value: str | None) -> None:
 )
 def test_look_alikes_are_left_alone(text: str) -> None:
     assert found(text) == []
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,!?'\n"))
+def test_text_without_hints_has_no_findings(text: str) -> None:
+    assert not may_hold_pii(text) or "AKIA" in text or "AIza" in text or "eyJ" in text
+    assert may_hold_pii(text) or found(text) == []
 
 
 def test_luhn_and_iban_checksums() -> None:
