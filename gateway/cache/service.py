@@ -53,6 +53,7 @@ class ResponseCache:
         self._log = log
         self._modes = _modes(config)
         self.store: CacheStore | None = None
+        self._down = False  # an outage was logged
         self.embedder: Any = None
         if not self._modes and config.cache is None:
             return  # nothing caches: no store, no Redis connection
@@ -97,11 +98,18 @@ class ResponseCache:
             if lookup.payload is None and self.embedder is not None and operation == "chat":
                 await self._semantic(lookup, scope, model, operation, body, control.no_cache)
         except RedisError as exc:
-            self._log.warning("cache.unavailable", error=str(exc))
+            self._unavailable(exc)
             lookup.storable = False
+        else:
+            self._back()
         if lookup.payload is not None:
             lookup.status = "hit"
         return lookup
+
+    def _back(self) -> None:
+        if self._down:
+            self._down = False
+            self._log.info("cache.available")
 
     async def _semantic(
         self,
@@ -150,9 +158,15 @@ class ResponseCache:
                 limit = self.config.semantic.max_entries_per_context
                 await self.store.add_vector(context, lookup.key, vector, ttl, limit)
         except RedisError as exc:
-            self._log.warning("cache.unavailable", error=str(exc))
+            self._unavailable(exc)
             return False
         return True
+
+    def _unavailable(self, exc: RedisError) -> None:
+        """Log an outage once, not once per request."""
+        if not self._down:
+            self._down = True
+            self._log.warning("cache.unavailable", error=str(exc))
 
     def prepare(self, config: GatewayConfig) -> Callable[[], None]:
         """A reload step: the models' ``cache:`` settings (the section itself,

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 PREFIX = "vllm-gateway:cache:"
+RETRY_SECONDS = 1.0  # after a failure, Redis is left alone this long
+Value = TypeVar("Value")
 
 
 class CacheStore(Protocol):
@@ -85,20 +91,43 @@ class MemoryStore:
 
 class RedisStore:
     """The cache in Redis: ``SET`` with an expiry per entry, a hash of vectors
-    per semantic context."""
+    per semantic context. A failure is not retried: the request goes on as a
+    miss, and for a second every call fails at once without touching the
+    network (``down``), so an outage costs requests nothing."""
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._redis = aioredis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        self._down_until = 0.0
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    async def _call(self, call: Awaitable[Value]) -> Value:
+        try:
+            return await call
+        except RedisError:
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            raise
+
+    def _check(self) -> None:
+        if self.down:
+            raise RedisError("Redis is unreachable (retried within a second)")
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(PREFIX + key)
+        self._check()
+        value = await self._call(self._redis.get(PREFIX + key))
         return value if isinstance(value, bytes) else None
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
-        await self._redis.set(PREFIX + key, value, px=max(1, int(ttl * 1000)))
+        self._check()
+        await self._call(self._redis.set(PREFIX + key, value, px=max(1, int(ttl * 1000))))
 
     async def vectors(self, context: str) -> dict[str, bytes]:
-        found = await self._redis.hgetall(PREFIX + "semantic:" + context)
+        self._check()
+        found = await self._call(self._redis.hgetall(PREFIX + "semantic:" + context))
         return {
             (k.decode() if isinstance(k, bytes) else k): v
             for k, v in found.items()
@@ -108,13 +137,14 @@ class RedisStore:
     async def add_vector(
         self, context: str, key: str, vector: bytes, ttl: float, limit: int
     ) -> None:
+        self._check()
         name = PREFIX + "semantic:" + context
-        if await self._redis.hlen(name) >= limit:
+        if await self._call(self._redis.hlen(name)) >= limit:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(name, key, vector)
             pipe.pexpire(name, max(1, int(ttl * 1000)))
-            await pipe.execute()
+            await self._call(pipe.execute())
 
     async def aclose(self) -> None:
         await self._redis.aclose()
