@@ -69,7 +69,7 @@ def create_app(
             stream = access_stream
             if stream is None and config.server.access_log:
                 stream = files.enter_context(open(config.server.access_log, "a", buffering=1))
-            adapters = {name: build_adapter(p) for name, p in config.providers.items()}
+            adapters = {name: build_adapter(config.provider(name)) for name in config.providers}
             tokens = TokenCounter()
             created = int(time.time())
             for warning in config_warnings(config):

@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, model_validator
 
-from adapters.config import ProviderConfig, Strict, Timeouts
+from adapters.config import ConnectionDefaults, ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
 from gateway.config.observability import AuditConfig, TracingConfig
 
@@ -116,8 +116,9 @@ class BreakerConfig(Strict):
     cooldown: float = Field(10.0, ge=0, description="Open this long before one probe")
 
 
-class RoutingConfig(Strict):
-    """Defaults for every model; a model's own keys override them."""
+class RoutingConfig(ConnectionDefaults):
+    """Defaults for every model (a model's own keys override them), and the
+    connection settings of every provider that does not set its own."""
 
     retries: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
@@ -139,6 +140,8 @@ class ModelConfig(Strict):
 
 
 class GatewayConfig(Strict):
+    """The whole of models.yaml."""
+
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     engines: dict[str, EngineConfig] = Field(default_factory=dict)
@@ -152,6 +155,10 @@ class GatewayConfig(Strict):
     # Observability (gateway.config.observability): both off unless present.
     audit: AuditConfig | None = None
     tracing: TracingConfig | None = None
+
+    def provider(self, name: str) -> ProviderConfig:
+        """A provider as it is reached: its own settings, ``routing:``'s for the rest."""
+        return self.providers[name].with_defaults(self.routing)
 
 
 # Sections of models.yaml that a reload applies; the rest wait for a restart.

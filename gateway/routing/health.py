@@ -81,8 +81,9 @@ class TargetHealth:
     outcomes: OutcomeWindow = field(default_factory=OutcomeWindow)
     # Not before this monotonic time (an upstream's Retry-After).
     cooling_until: float = 0.0
-    # Result of the last active health check (None: never checked).
+    # Result of the last active health check (None: never checked), and what it found.
     checked_healthy: bool | None = None
+    check_error: str | None = None
 
     in_flight: int = 0
     waiting: int = 0
@@ -210,6 +211,7 @@ class TargetHealth:
         return {
             "state": self.state,
             "healthy": self.checked_healthy,
+            "health_check_error": self.check_error,
             "in_flight": self.in_flight,
             "queued": self.waiting,
             "requests": self.requests,
@@ -241,17 +243,26 @@ class HealthChecker:
         results = await asyncio.gather(
             *(self._by_adapter[key][0].adapter.health() for key in keys), return_exceptions=True
         )
-        for key, ok in zip(keys, results, strict=True):
-            missed = 0 if ok is True else self._missed.get(key, 0) + 1
+        for key, result in zip(keys, results, strict=True):
+            problem = _problem(result)
+            missed = 0 if problem is None else self._missed.get(key, 0) + 1
             self._missed[key] = missed
             if missed == 0 or missed >= self._misses_allowed:
                 for health in self._by_adapter[key][1]:
                     health.checked_healthy = missed == 0
+                    health.check_error = problem
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             await self.check_once()
+
+
+def _problem(result: object) -> str | None:
+    """What a health check found wrong (None: healthy)."""
+    if isinstance(result, BaseException):
+        return f"health check failed: {type(result).__name__}"
+    return result if isinstance(result, str) else None
 
 
 class HealthCheckTarget(Protocol):
@@ -262,7 +273,7 @@ class HealthCheckTarget(Protocol):
 
 
 class HealthCheckable(Protocol):
-    async def health(self) -> bool: ...
+    async def health(self) -> str | None: ...
 
 
 def retry_after_seconds(error: GatewayError) -> float | None:

@@ -51,7 +51,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def _target_ready(target: Any) -> bool:
-    return bool(target.available()) and await target.adapter.health()
+    return bool(target.available()) and await target.adapter.health() is None
 
 
 async def metrics(request: web.Request) -> web.Response:
