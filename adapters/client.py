@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from adapters.config import ProviderConnection, Timeouts
-from adapters.errors import GatewayError, UpstreamTimeoutError
+from adapters.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 from adapters.transport.base import RawHeaders, StreamedResponse, Transport, header_map
 from adapters.transport.errors import parse_json_object, redirect_error, status_error
 from adapters.transport.registry import open_transport
@@ -78,6 +78,8 @@ class ProviderClient:
         headers = header_map(raw_headers)
         if status < 400:
             return redirect_error(status, headers.get("Location"), self.what)
+        if status == 407:  # the proxy's, not the client's, to fix
+            return UpstreamError(f"{self.what}: the proxy refused the gateway's credentials")
         return self._error(status, raw, headers)
 
     async def post(
@@ -183,9 +185,6 @@ class UpstreamStream:
             raise UpstreamTimeoutError(f"{self._client.what} exceeded its total time limit")
         try:
             batch = await _next_batch(response, decode)
-        except TimeoutError as exc:
-            response.close()
-            raise UpstreamTimeoutError(f"{self._client.what} timed out") from exc
         except BaseException:
             response.close()
             raise

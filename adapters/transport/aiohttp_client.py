@@ -30,7 +30,7 @@ class AiohttpTransport:
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._proxies: dict[str, tuple[str | None, dict[str, str] | None]] = {}
+        self._proxies: dict[str, str | None] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -51,23 +51,18 @@ class AiohttpTransport:
             )
         return self._session
 
-    def _proxy(self, url: str) -> tuple[str | None, dict[str, str] | None]:
+    def _proxy(self, url: str) -> str | None:
+        """The proxy URL for ``url`` (aiohttp reads credentials from it)."""
         key = url[: url.find("/", url.find("//") + 2)]
-        found = self._proxies.get(key)
-        if found is None:
+        if key not in self._proxies:
             proxy = self.settings.proxy_for(Origin.of(url))
-            if proxy is None:
-                found = (None, None)
-            else:
-                auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-                found = (proxy.url, auth)
-            self._proxies[key] = found
-        return found
+            self._proxies[key] = None if proxy is None else proxy.source
+        return self._proxies[key]
 
     async def _send(
         self, method: str, url: str, body: bytes | None, timeouts: Timeouts
     ) -> aiohttp.ClientResponse:
-        proxy, proxy_headers = self._proxy(url)
+        proxy = self._proxy(url)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
         )
@@ -77,7 +72,6 @@ class AiohttpTransport:
             data=body,
             headers=_JSON if body is not None else None,
             proxy=proxy,
-            proxy_headers=proxy_headers,
             allow_redirects=False,
             timeout=timeout,
         )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import httptools
 from multidict import CIMultiDict
 
-from adapters.errors import GatewayError, UpstreamError
+from adapters.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 from adapters.transport.base import RawHeaders, header_map
 from adapters.transport.decoding import BodyDecoder
 
@@ -251,7 +251,9 @@ class LeanStream:
         if loop.time() < self._idle_until:
             self._timer = loop.call_at(self._idle_until, self._idle_check)
         else:
-            waiter.set_exception(TimeoutError("the upstream sent nothing for too long"))
+            waiter.set_exception(
+                UpstreamTimeoutError(f"{self._connection.what} sent nothing for {self._idle} s")
+            )
 
     def _stop_timer(self) -> None:
         if self._timer is not None:

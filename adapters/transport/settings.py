@@ -53,6 +53,7 @@ class Proxy:
     host: str
     port: int
     authorization: str | None = None  # the Proxy-Authorization header value
+    source: str = ""  # the URL as configured, credentials included (never logged)
 
     @classmethod
     def parse(cls, url: str) -> Proxy:
@@ -63,7 +64,7 @@ class Proxy:
         if parts.username is not None:
             secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             authorization = "Basic " + base64.b64encode(secret).decode()
-        return cls(parts.hostname or "", parts.port or 80, authorization)
+        return cls(parts.hostname or "", parts.port or 80, authorization, url)
 
     @property
     def url(self) -> str:
