@@ -105,6 +105,18 @@ class TargetHealth:
             self.state = "half-open"
         return self.state == "half-open" and not self.probe_in_flight
 
+    def usable_in(self, now: float) -> float | None:
+        """Seconds until a request may be sent here (0: now); None when only a
+        health check can tell (the backend failed its checks)."""
+        if self.checked_healthy is False:
+            return None
+        wait = max(0.0, self.cooling_until - now)
+        if self.state == "open":
+            wait = max(wait, self.opened_at + self.breaker.cooldown - now)
+        elif self.state == "half-open" and self.probe_in_flight:
+            return None
+        return wait
+
     def has_capacity(self) -> bool:
         return self.max_concurrency is None or self.in_flight < self.max_concurrency
 
