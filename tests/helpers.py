@@ -91,7 +91,9 @@ class ServerProcess:
 class FakeUpstream(ServerProcess):
     """tests/fakes/openai_server.py in its own process."""
 
-    def __init__(self, tmp: Path, name: str = "fake", usage: bool = True) -> None:
+    def __init__(
+        self, tmp: Path, name: str = "fake", usage: bool = True, api_key: str | None = None
+    ) -> None:
         port = free_port()
         args = [
             sys.executable,
@@ -104,7 +106,10 @@ class FakeUpstream(ServerProcess):
         ]
         if not usage:
             args.append("--no-usage")
-        super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path="/v1/models")
+        if api_key is not None:
+            args += ["--api-key", api_key]
+        ready = "/_requests" if api_key is not None else "/v1/models"
+        super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path=ready)
         self.base_url = self.url + "/v1"
 
     def requests(self) -> list[dict[str, Any]]:

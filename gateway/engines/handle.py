@@ -56,7 +56,8 @@ class EngineHandle:
         return self.state is EngineState.READY
 
     def snapshot(self) -> dict[str, Any]:
-        """What /ready shows about the engine (no log contents: they may hold secrets)."""
+        """What /ready shows about the engine: no log contents (they may hold
+        secrets) and no file paths (they tell an outsider about the host)."""
         return {
             "state": self.state.value,
             "phase": self.phase,
@@ -67,7 +68,6 @@ class EngineHandle:
             "restarts": self.restarts,
             "load_seconds": self.load_seconds,
             "error": self.error,
-            "log_file": str(self.log_path),
         }
 
 

@@ -90,7 +90,12 @@ class TargetHealth:
     requests: int = 0
     failures: int = 0
     last_error: str | None = None
+    # Moving averages of streams' time to first token and of non-streamed
+    # answers' latency, and when each was last measured.
     ewma_ttft: float | None = None
+    ttft_sampled_at: float = 0.0
+    ewma_latency: float | None = None
+    latency_sampled_at: float = 0.0
     _slot_freed: asyncio.Event | None = None
 
     # ---- whether to send it traffic -----------------------------------------
@@ -165,7 +170,14 @@ class TargetHealth:
 
     # ---- outcomes -----------------------------------------------------------
 
-    def record_success(self, ttft: float | None = None) -> None:
+    def record_ttft(self, seconds: float, now: float) -> None:
+        """A stream's time to its first chunk: what the ``latency`` strategy ranks by."""
+        self.ewma_ttft = _ewma(self.ewma_ttft, seconds)
+        self.ttft_sampled_at = now
+
+    def record_success(self, latency: float | None = None) -> None:
+        """An attempt that got its answer; ``latency``: a whole non-streamed
+        answer's time (ranked by only where no stream has given a TTFT)."""
         if self.state == "open":
             return  # a late answer to a request sent before the breaker opened
         self.consecutive_failures = 0
@@ -175,11 +187,9 @@ class TargetHealth:
             self.outcomes.clear()
         if self.breaker.error_ratio is not None:
             self._remember(True)
-        if ttft is not None:
-            alpha = 0.3
-            self.ewma_ttft = (
-                ttft if self.ewma_ttft is None else (alpha * ttft + (1 - alpha) * self.ewma_ttft)
-            )
+        if latency is not None:
+            self.ewma_latency = _ewma(self.ewma_latency, latency)
+            self.latency_sampled_at = time.monotonic()
 
     def record_error(self, exc: GatewayError) -> None:
         """What a failed attempt says about the backend."""
@@ -230,7 +240,8 @@ class TargetHealth:
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
-            "ewma_ttft_ms": None if self.ewma_ttft is None else round(self.ewma_ttft * 1000, 2),
+            "ewma_ttft_ms": _ms(self.ewma_ttft),
+            "ewma_latency_ms": _ms(self.ewma_latency),
         }
 
 
@@ -268,6 +279,14 @@ class HealthChecker:
         while True:
             await asyncio.sleep(self._interval)
             await self.check_once()
+
+
+def _ewma(average: float | None, sample: float, alpha: float = 0.3) -> float:
+    return sample if average is None else alpha * sample + (1 - alpha) * average
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
 
 
 def _problem(result: object) -> str | None:

@@ -164,7 +164,8 @@ class Router:
                 if isinstance(exc, GatewayError):
                     target.health.record_error(exc)
                 raise
-            return first, TargetStream(target, chunks, time.perf_counter() - started)
+            target.health.record_ttft(time.perf_counter() - started, time.monotonic())
+            return first, TargetStream(target, chunks)
 
         (first, rest), target = await self._through_chain(model, call, send, lambda _: False)
         return first, rest, target
@@ -326,12 +327,11 @@ class TargetStream:
     """The rest of a stream, in batches of chunks. Frees the target's slot and records the outcome
     when it ends, fails, or is closed early (the client went away)."""
 
-    __slots__ = ("_chunks", "_open", "_target", "_ttft")
+    __slots__ = ("_chunks", "_open", "_target")
 
-    def __init__(self, target: Target, chunks: AsyncIterator[Batch], ttft: float) -> None:
+    def __init__(self, target: Target, chunks: AsyncIterator[Batch]) -> None:
         self._target = target
         self._chunks = chunks
-        self._ttft = ttft
         self._open = True
 
     def __aiter__(self) -> TargetStream:
@@ -357,7 +357,7 @@ class TargetStream:
             self._open = False
             self._target.health.release()
             if error is None:
-                self._target.health.record_success(self._ttft)
+                self._target.health.record_success()
             else:
                 self._target.health.record_error(error)
 

@@ -68,6 +68,10 @@ def retry_gateway(
             "timeouts": {"first_token": 30, "total": 30},
             "retries": {"attempts": 3, "deadline": 0.8},
         },
+        "fastest": {
+            "targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
+            "strategy": "latency",
+        },
         "ondead": {
             "targets": [{"provider": "dead", "model": "m"}, {"provider": "a", "model": "m"}],
             "strategy": "round-robin",
@@ -179,6 +183,23 @@ def test_a_pause_that_would_end_past_the_deadline_is_not_taken(
     assert response.headers["Retry-After"] == "2"
     assert time.monotonic() - started < 0.7
     assert seen(up["a"]) == 1
+
+
+def test_latency_sends_streams_to_the_target_first_to_answer(
+    retry_gateway: Gateway, up: dict
+) -> None:
+    up["b"].faults(*[{"delay": 0.25}] * 30)  # b takes 0.25 s to its first chunk
+    served = {"a": 0, "b": 0}
+    for _ in range(12):
+        response = chat(retry_gateway, "fastest", body={"stream": True})
+        assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+        served[response.headers["X-Gateway-Target"].split("/")[0]] += 1
+    # Each target is measured once; from then on the fast one takes the streams.
+    assert served["b"] <= 2 and served["a"] >= 10
+    states = {
+        t["id"]: t for t in httpx.get(retry_gateway.base_url + "/gateway/targets").json()["data"]
+    }
+    assert states["b/m"]["ewma_ttft_ms"] > 200 > states["a/m"]["ewma_ttft_ms"]
 
 
 def test_stream_retried_before_first_byte(retry_gateway: Gateway, up: dict) -> None:
