@@ -19,6 +19,7 @@ import signal
 import socket
 import ssl
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -30,6 +31,7 @@ from gateway.api.app import create_app
 from gateway.config.schema import GatewayConfig
 from gateway.engines.reaper import die_with_parent
 from gateway.engines.remote import engines_as_providers
+from gateway.engines.shared import publish, write_state
 from gateway.engines.supervisor import EngineManager
 from gateway.observability.logs import make_logger
 from gateway.observability.metrics import MULTIPROC_ENV, prepare_multiprocess
@@ -86,11 +88,15 @@ def _run_worker(
     port: int | None = None,
     sock: socket.socket | None = None,
     reload_rewrite: Rewrite | None = None,
+    engine_state: Path | None = None,
 ) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     # The path lets SIGHUP and POST /v1/gateway/reload re-read the config.
+    app = create_app(
+        config, config_path=config_path, reload_rewrite=reload_rewrite, engine_state=engine_state
+    )
     web.run_app(
-        create_app(config, config_path=config_path, reload_rewrite=reload_rewrite),
+        app,
         host=host,
         port=port,
         sock=sock,
@@ -127,6 +133,7 @@ class _Supervisor:
         self.pending: list[int] = []  # signals received, handled by the main loop
         # What a worker runs (and re-derives on reload) instead of the file's config.
         self.rewrite: Rewrite = _unchanged
+        self.engine_state: Path | None = None
 
     def run(self, host: str, port: int) -> None:
         metrics_dir = os.environ.get(MULTIPROC_ENV)
@@ -137,11 +144,16 @@ class _Supervisor:
         if engines is not None:
             urls = {name: handle.base_url for name, handle in engines.handles.items()}
             self.rewrite = partial(_engines_supervised_apart, urls=urls)
+            # Where the engine process publishes its engines' state for the workers.
+            self.engine_state = (
+                Path(tempfile.mkdtemp(prefix="vllm-gateway-engines-")) / "state.json"
+            )
+            write_state(self.engine_state, engines.handles)
         worker_config = self.rewrite(self.config)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda number, _frame: self.pending.append(number))
         if engines is not None:
-            self.engine_pid = self._fork(lambda: _run_engines(engines))
+            self.engine_pid = self._fork(lambda: _run_engines(engines, self.engine_state))
         for _ in range(self.workers):
             self.worker_pids.add(self._fork(lambda: self._worker(worker_config, sock)))
         try:
@@ -150,7 +162,14 @@ class _Supervisor:
             sock.close()
 
     def _worker(self, config: GatewayConfig, sock: socket.socket) -> None:
-        _run_worker(config, self.config_path, self.tls, sock=sock, reload_rewrite=self.rewrite)
+        _run_worker(
+            config,
+            self.config_path,
+            self.tls,
+            sock=sock,
+            reload_rewrite=self.rewrite,
+            engine_state=self.engine_state,
+        )
 
     def _fork(self, body: Callable[[], None]) -> int:
         parent = os.getpid()
@@ -185,7 +204,7 @@ class _Supervisor:
             engine_pid = self.engine_pid
             if engines is not None and engine_pid is not None and self._reap({engine_pid}):
                 self.log.warning("engine supervisor exited; starting another")
-                self.engine_pid = self._fork(lambda: _run_engines(engines))
+                self.engine_pid = self._fork(lambda: _run_engines(engines, self.engine_state))
             time.sleep(0.2)
 
     def _shutdown(self, drain_seconds: float) -> None:
@@ -238,14 +257,18 @@ def _engines_supervised_apart(config: GatewayConfig, urls: dict[str, str]) -> Ga
     return config.model_copy(update={"routing": routing})
 
 
-def _run_engines(engines: EngineManager) -> None:
-    """The engine supervisor process of ``--workers N``: start, watch, stop on SIGTERM."""
+def _run_engines(engines: EngineManager, state: Path | None) -> None:
+    """The engine supervisor process of ``--workers N``: start, watch, publish
+    the engines' state for the workers, stop on SIGTERM."""
 
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         engines.start()
+        publishing = asyncio.create_task(publish(state, engines.handles)) if state else None
         await stop.wait()
+        if publishing is not None:
+            publishing.cancel()
         await engines.stop()
 
     loop = new_event_loop()
