@@ -62,11 +62,13 @@ def demo_engine(path: Path, family: str, served_name: str) -> dict[str, Any]:
 
 
 def demo_config(checkpoints: dict[str, Path], port: int | None = None) -> GatewayConfig:
+    """The layout of the repository's models.yaml (public models ``llama3``,
+    ``qwen2``, ``deepseek-r1``, each on engine ``<family>-local``) on tiny checkpoints."""
     engines = {
-        f"tiny-{family}": demo_engine(path, family, f"tiny-{family}")
+        f"{family}-local": demo_engine(path, family, f"tiny-{family}")
         for family, path in checkpoints.items()
     }
-    models = {name: {"targets": [{"engine": name}]} for name in engines}
+    models = {family: {"targets": [{"engine": f"{family}-local"}]} for family in checkpoints}
     server: dict[str, Any] = {} if port is None else {"port": port}
     return GatewayConfig.model_validate({"server": server, "engines": engines, "models": models})
 
