@@ -28,7 +28,8 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.api.app import create_app
-from gateway.config.schema import GatewayConfig
+from gateway.api.listener import GatewayRunner, GatewayServer, Listener
+from gateway.config.schema import GatewayConfig, ServerConfig
 from gateway.engines.reaper import die_with_parent
 from gateway.engines.remote import engines_as_providers
 from gateway.engines.shared import publish, write_state
@@ -68,7 +69,7 @@ def serve(
     scheme = "https" if tls else "http"
     print(f"vllm-gateway listening on {scheme}://{host}:{port}/v1", file=sys.stderr, flush=True)
     if workers <= 1:
-        _run_worker(config, config_path, tls, host=host, port=port)
+        _run_worker(config, config_path, tls, sock=listening_socket(host, port))
     else:
         _Supervisor(config, config_path, tls, workers).run(host, port)
 
@@ -84,9 +85,7 @@ def _run_worker(
     config_path: str | None,
     tls: ssl.SSLContext | None,
     *,
-    host: str | None = None,
-    port: int | None = None,
-    sock: socket.socket | None = None,
+    sock: socket.socket,
     reload_rewrite: Rewrite | None = None,
     engine_state: Path | None = None,
 ) -> None:
@@ -95,21 +94,54 @@ def _run_worker(
     app = create_app(
         config, config_path=config_path, reload_rewrite=reload_rewrite, engine_state=engine_state
     )
-    web.run_app(
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve_app(app, sock, tls, config.server))
+    finally:
+        loop.close()
+
+
+async def _serve_app(
+    app: web.Application, sock: socket.socket, tls: ssl.SSLContext | None, limits: ServerConfig
+) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting and give in-flight
+    requests ``drain_seconds`` to finish."""
+    runner = GatewayRunner(
         app,
-        host=host,
-        port=port,
-        sock=sock,
-        ssl_context=tls,
+        limits,
+        handle_signals=False,
         access_log=None,
-        print=None,
         # The drain period: in-flight requests get this long after SIGTERM.
-        shutdown_timeout=config.server.drain_seconds,
+        shutdown_timeout=limits.drain_seconds,
         # A client that disconnects cancels its handler, which closes the
         # upstream request at once instead of generating tokens nobody reads.
         handler_cancellation=True,
-        loop=new_event_loop(),
+        keepalive_timeout=limits.keepalive_timeout,
+        # One header line may use all of max_header_bytes; the handler bounds the total.
+        max_line_size=limits.max_header_bytes,
+        max_field_size=limits.max_header_bytes,
     )
+    await runner.setup()
+    assert isinstance(runner.server, GatewayServer)
+    listener = Listener(sock, runner.server, tls)
+    listener.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await listener.close()
+        await runner.cleanup()
+
+
+def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock.setblocking(False)
+    return sock
 
 
 class _Supervisor:
@@ -138,7 +170,7 @@ class _Supervisor:
     def run(self, host: str, port: int) -> None:
         metrics_dir = os.environ.get(MULTIPROC_ENV)
         prepare_multiprocess(Path(metrics_dir) if metrics_dir else None)
-        sock = socket.create_server((host, port), backlog=1024)
+        sock = listening_socket(host, port)
         sock.set_inheritable(True)
         engines = EngineManager(self.config.engines, log=self.log) if self.config.engines else None
         if engines is not None:

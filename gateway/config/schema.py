@@ -19,11 +19,28 @@ from gateway.config.observability import AuditConfig, TracingConfig
 
 
 class ServerConfig(Strict):
+    """The listening side: where, and every bound a client is held to."""
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     access_log: str | None = Field(None, description="File for access log lines; stderr if unset")
     drain_seconds: float = Field(30.0, ge=0)
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds to receive a request line and headers (then 408)"
+    )
+    keepalive_timeout: float = Field(
+        75.0, gt=0, description="An idle client connection is closed after this many seconds"
+    )
+    max_connections: int = Field(
+        10_000, gt=0, description="Connections served at once; the rest wait in the backlog"
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1024, description="A request line and headers larger than this: 431"
+    )
+    max_json_depth: int = Field(
+        128, ge=8, le=1000, description="JSON nested deeper than this in a body: 400"
+    )
 
 
 class EngineConfig(Strict):

@@ -48,6 +48,23 @@ _DIGIT = re.compile(r"\d")
 MAX_QUEUED = 100_000
 
 
+# Python's regular expressions hold the GIL: a long text is masked a piece at
+# a time (cut at line ends), so the writer thread lets the event loop run.
+_SEGMENT_CHARS = 64 * 1024
+
+
+def _segments(text: str) -> Iterator[str]:
+    start = 0
+    while start < len(text):
+        end = start + _SEGMENT_CHARS
+        if end < len(text):
+            cut = text.rfind("\n", start, end)
+            end = cut + 1 if cut > start else end
+        yield text[start:end]
+        start = end
+        time.sleep(0)  # hand the GIL to the event loop between pieces
+
+
 def _phone_mask(match: re.Match[str]) -> str:
     digits = sum(c.isdigit() for c in match.group())
     return "[PHONE]" if 9 <= digits <= 15 else match.group()
@@ -65,6 +82,11 @@ class Redactor:
         self._rules: list[tuple[re.Pattern[str], str]] = [(re.compile(p), MASK) for p in patterns]
 
     def text(self, value: str) -> str:
+        if len(value) > _SEGMENT_CHARS:
+            return "".join(self._segment(piece) for piece in _segments(value))
+        return self._segment(value)
+
+    def _segment(self, value: str) -> str:
         if self._defaults:
             if "@" in value:
                 value = EMAIL.sub("[EMAIL]", value)
