@@ -128,6 +128,17 @@ class FakeUpstream(ServerProcess):
         http_json("POST", self.url + "/_faults", payload)
 
 
+class RawUpstream(ServerProcess):
+    """tests/fakes/raw_http.py in its own process: an upstream that misbehaves
+    as each request's ``model`` says."""
+
+    def __init__(self, tmp: Path) -> None:
+        port = free_port()
+        args = [sys.executable, "-m", "tests.fakes.raw_http", "--port", str(port)]
+        super().__init__(args, port, tmp / f"raw-upstream-{port}.log", ready_path="/v1/json")
+        self.base_url = self.url + "/v1"
+
+
 class Gateway(ServerProcess):
     """``vllm-gateway serve`` on a config written from a dict, as users run it."""
 

@@ -24,10 +24,13 @@ from adapters.config import Timeouts
 from adapters.errors import GatewayError, UpstreamError, UpstreamUnavailableError
 from adapters.transport.base import Response
 from adapters.transport.errors import transport_error
-from adapters.transport.lean_connection import Answer, Connection, LeanStream
+from adapters.transport.lean_connection import Answer, Connection, LeanStream, Request
 from adapters.transport.settings import Origin, Proxy, TransportSettings
 
 _MAX_PROXY_ANSWER = 64 * 1024
+# A request is one bytes object up to this size (one write); a larger body is
+# written beside its head rather than copied into one object with it.
+_COPY_LIMIT = 64 * 1024
 
 
 class LeanTransport:
@@ -104,12 +107,18 @@ class Pool:
         self._max = settings.max_connections
         self._freed: asyncio.Event | None = None
 
-    def request_bytes(self, method: str, url: str, body: bytes | None) -> bytes:
+    def request_bytes(self, method: str, url: str, body: bytes | None) -> Request:
         head = self._heads.get((method, url))
         if head is None:
             head = self._heads[(method, url)] = self._head(method, url)
         if body is None:
             return head + b"\r\n"
+        if len(body) > _COPY_LIMIT:  # written as it is: copying it costs milliseconds
+            return (
+                head,
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body),
+                body,
+            )
         return b"%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
             head,
             len(body),
@@ -125,7 +134,7 @@ class Pool:
 
     # -- exchanges ----------------------------------------------------------
 
-    async def exchange(self, request: bytes, connect_timeout: float | None) -> Answer:
+    async def exchange(self, request: Request, connect_timeout: float | None) -> Answer:
         """Send one request and read its whole answer.
 
         A request goes out once. Only a connection found closed before the
@@ -149,7 +158,7 @@ class Pool:
                 self._discard(connection)
             return answer
 
-    async def stream(self, request: bytes, timeouts: Timeouts) -> LeanStream:
+    async def stream(self, request: Request, timeouts: Timeouts) -> LeanStream:
         """Send a request whose answer is read as it arrives; returns once headers are in."""
         while True:
             connection = await self._acquire(timeouts.connect)

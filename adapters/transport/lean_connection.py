@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
 Answer = tuple[int, RawHeaders, bytes, bool]  # status, headers, decoded body, keep-alive
+Request = bytes | tuple[bytes, ...]  # one buffer, or pieces written one after another
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -132,19 +133,24 @@ class Connection(asyncio.Protocol):
         self.decoder, self.until_close, self.complete = None, False, False
         self.headers_done = False
 
-    def send(self, request: bytes) -> Awaitable[Answer]:
+    def send(self, request: Request) -> Awaitable[Answer]:
         """Write ``request``; the whole answer once it is in."""
-        assert self.transport is not None
         self._reset()
         waiter = self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        self._write(request)
         return waiter
 
-    def send_streamed(self, request: bytes, stream: LeanStream) -> None:
-        assert self.transport is not None
+    def send_streamed(self, request: Request, stream: LeanStream) -> None:
         self._reset()
         self.stream = stream
-        self.transport.write(request)
+        self._write(request)
+
+    def _write(self, request: Request) -> None:
+        assert self.transport is not None
+        if isinstance(request, bytes):
+            self.transport.write(request)
+        else:
+            self.transport.writelines(request)
 
     def close(self) -> None:
         if self.transport is not None and self.open:

@@ -108,11 +108,9 @@ class GatewayRequestHandler(RequestHandler):
 
     def _refuse(self, error: GatewayError | None) -> None:
         transport = self.transport
+        if error is not None and transport is not None and not transport.is_closing():
+            transport.write(raw_error(error))  # closing the transport flushes it first
         self.force_close()
-        if transport is not None and not transport.is_closing():
-            if error is not None:
-                transport.write(raw_error(error))
-            transport.close()  # after the write is flushed
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._header_timer is not None:

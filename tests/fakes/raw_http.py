@@ -3,12 +3,18 @@ purpose: what it does is chosen by the request's path. Runs in the test's
 event loop (``await RawServer(...).start()``), over TCP or TLS, and records
 every request and connection it saw.
 
+Run it as a process too (``python -m tests.fakes.raw_http --port P``), as the
+upstream of a gateway: then ``/chat/completions`` does what the request's
+``model`` names (a gateway target ``{provider: hostile, model: huge-line}``).
+
 Paths (any prefix, e.g. ``/v1``, is ignored; so is the query):
   /json             a JSON object, Content-Length, kept alive
+  /completion       a chat completion, whatever the request (of any size) asked
   /chunked          the same JSON, in three chunks
   /close-delimited  no length: the body ends when the server closes
   /connection-close Content-Length and ``Connection: close``, then closed
   /gzip /deflate /raw-deflate   the JSON compressed (zlib header or not)
+  /completion-raw-deflate       a chat completion, raw-deflate compressed
   /sse              SSE events 30 ms apart, chunked, then [DONE]
   /gzip-sse         the same stream gzip-compressed, flushed per event
   /stall-sse        one event, then nothing for 10 s
@@ -16,11 +22,13 @@ Paths (any prefix, e.g. ``/v1``, is ignored; so is the query):
   /redirect         302 to https://elsewhere.example/v1
   /no-answer        reads the request and closes without answering
   /keepalive-hint   JSON with ``Keep-Alive: timeout=1``
-  /huge-line        an SSE body whose first event is one line of 8 MB
+  /huge-line        an SSE body whose first event is one line of 50 MB, no usage
+  /huge-second-event  the same, after one ordinary event
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import ssl
@@ -31,6 +39,22 @@ from dataclasses import dataclass, field
 import orjson
 
 JSON_BODY = orjson.dumps({"object": "test", "text": "héllo " * 50})
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-raw",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "inflated whole"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+)
 SSE_EVENTS = [
     b'data: {"choices":[{"index":0,"delta":{"content":"w%d "}}]}\n\n' % i for i in range(5)
 ] + [b"data: [DONE]\n\n"]
@@ -91,6 +115,8 @@ class RawServer:
                 request = await _read_request(head, reader)
                 self.requests.append(request)
                 path = request.target.split("?")[0].rsplit("/", 1)[-1]
+                if path == "completions" and request.body:  # a gateway's call: by model
+                    path = str(orjson.loads(request.body).get("model", ""))
                 handler = ROUTES.get(path, _json)
                 if not await handler(self, writer):
                     return
@@ -137,6 +163,12 @@ async def _json(server: RawServer, writer: asyncio.StreamWriter) -> bool:
     return True
 
 
+async def _completion(server: RawServer, writer: asyncio.StreamWriter) -> bool:
+    writer.write(_answer("200 OK", COMPLETION, "Content-Type: application/json"))
+    await writer.drain()
+    return True
+
+
 async def _keepalive_hint(server: RawServer, writer: asyncio.StreamWriter) -> bool:
     writer.write(_answer("200 OK", JSON_BODY, "Keep-Alive: timeout=1"))
     await writer.drain()
@@ -172,10 +204,10 @@ async def _connection_close(server: RawServer, writer: asyncio.StreamWriter) -> 
     return False
 
 
-def _compressed(encoding: str, wbits: int) -> Handler:
+def _compressed(encoding: str, wbits: int, plain: bytes = JSON_BODY) -> Handler:
     async def handler(server: RawServer, writer: asyncio.StreamWriter) -> bool:
         deflate = zlib.compressobj(wbits=wbits)
-        body = deflate.compress(JSON_BODY) + deflate.flush()
+        body = deflate.compress(plain) + deflate.flush()
         writer.write(_answer("200 OK", body, f"Content-Encoding: {encoding}"))
         await writer.drain()
         return True
@@ -220,18 +252,24 @@ async def _stall_sse(server: RawServer, writer: asyncio.StreamWriter) -> bool:
     return False
 
 
-async def _huge_line(server: RawServer, writer: asyncio.StreamWriter) -> bool:
+async def _huge_line(server: RawServer, writer: asyncio.StreamWriter, first: bytes = b"") -> bool:
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
     writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
+    if first:
+        writer.write(b"%x\r\n%s\r\n" % (len(first), first))
     piece = b"x" * 65536
     prefix = b'data: {"a": "'
     writer.write(b"%x\r\n%s\r\n" % (len(prefix), prefix))
-    for _ in range(128):
+    for _ in range(800):
         writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         await writer.drain()
     writer.write(b"0\r\n\r\n")
     await writer.drain()
     return False
+
+
+async def _huge_second_event(server: RawServer, writer: asyncio.StreamWriter) -> bool:
+    return await _huge_line(server, writer, SSE_EVENTS[0])
 
 
 async def _bomb(server: RawServer, writer: asyncio.StreamWriter) -> bool:
@@ -252,6 +290,7 @@ async def _no_answer(server: RawServer, writer: asyncio.StreamWriter) -> bool:
 
 ROUTES: dict[str, Handler] = {
     "json": _json,
+    "completion": _completion,
     "models": _json,
     "chunked": _chunked,
     "close-delimited": _close_delimited,
@@ -259,12 +298,32 @@ ROUTES: dict[str, Handler] = {
     "gzip": _compressed("gzip", 31),
     "deflate": _compressed("deflate", 15),
     "raw-deflate": _compressed("deflate", -15),
+    "completion-raw-deflate": _compressed("deflate", -15, COMPLETION),
     "sse": _sse,
     "gzip-sse": _gzip_sse,
     "stall-sse": _stall_sse,
     "huge-line": _huge_line,
+    "huge-second-event": _huge_second_event,
     "bomb": _bomb,
     "redirect": _redirect,
     "no-answer": _no_answer,
     "keepalive-hint": _keepalive_hint,
 }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        _bomb_body()  # made before the first request, not during it
+        server = await asyncio.start_server(RawServer()._serve, "127.0.0.1", args.port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

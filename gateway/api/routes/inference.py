@@ -4,6 +4,7 @@ router, and serializes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import aclosing
 from typing import Any
@@ -12,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from gateway.access.control import FreeGrant, Grant
-from gateway.api.parsing import read_request
+from gateway.api.parsing import LARGE_BODY_BYTES, read_request
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gateway.api.relay import SSE_HEADERS, StreamRelay, finish_result
 from gateway.api.state import RECORD, STATE
@@ -38,6 +39,8 @@ async def _generate(
     record.model = parsed.model
     record.request_body = body
     async with state.access.admit(request, parsed, body) as grant:
+        if (request.content_length or 0) > LARGE_BODY_BYTES:
+            await asyncio.sleep(0)  # after counting its prompt, before sending it on
         return await _answer(request, operation, parsed, body, grant)
 
 
