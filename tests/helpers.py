@@ -45,6 +45,7 @@ class ServerProcess:
         ready_path: str = "/health",
         env: dict[str, str] | None = None,
         startup_timeout: float = 30,
+        cwd: Path = ROOT,
     ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -52,7 +53,7 @@ class ServerProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 - open for the process's lifetime
         self.proc = subprocess.Popen(
             list(args),
-            cwd=ROOT,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -149,7 +150,9 @@ class Gateway(ServerProcess):
         env: dict[str, str] | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30,
+        cwd: Path = ROOT,
     ) -> None:
+        """``cwd``: the checkout whose gateway runs (another one, to compare)."""
         port = free_port()
         self.config_path = tmp / f"gateway-{port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -165,7 +168,12 @@ class Gateway(ServerProcess):
             *extra_args,
         ]
         super().__init__(
-            args, port, tmp / f"gateway-{port}.log", env=env, startup_timeout=startup_timeout
+            args,
+            port,
+            tmp / f"gateway-{port}.log",
+            env=env,
+            startup_timeout=startup_timeout,
+            cwd=cwd,
         )
         self.base_url = self.url + "/v1"
 

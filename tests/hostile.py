@@ -102,10 +102,15 @@ def attack(base: str, pid: int, run: Callable[[], dict[str, Any]]) -> Outcome:
 # ---- hostile upstreams (the gateway's models point at tests/fakes/raw_http.py) ----
 
 
-def huge_line_stream(base: str, model: str) -> dict[str, Any]:
+def _auth(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def huge_line_stream(base: str, model: str, key: str | None = None) -> dict[str, Any]:
     """A stream whose first event is one 50 MB line, with no usage chunk."""
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=120) as answer:
+    url = base + "/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=_auth(key), timeout=120) as answer:
         text = answer.read().decode(errors="replace")
     return {
         "status": answer.status_code,
@@ -114,10 +119,10 @@ def huge_line_stream(base: str, model: str) -> dict[str, Any]:
     }
 
 
-def compressed_answer(base: str, model: str) -> dict[str, Any]:
+def compressed_answer(base: str, model: str, key: str | None = None) -> dict[str, Any]:
     """A non-streamed answer compressed by the upstream (a bomb, or raw deflate)."""
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
-    answer = httpx.post(base + "/v1/chat/completions", json=body, timeout=120)
+    answer = httpx.post(base + "/v1/chat/completions", json=body, headers=_auth(key), timeout=120)
     return {"status": answer.status_code, "body": answer.text[:300]}
 
 
@@ -205,7 +210,7 @@ def malformed_request_line(host: str, port: int) -> dict[str, Any]:
     return {"status_line": head.split(b"\r\n")[0].decode(), "body": body.decode()[:300]}
 
 
-def deep_nesting(base: str, model: str, depth: int = 254) -> dict[str, Any]:
+def deep_nesting(base: str, model: str, depth: int = 254, key: str | None = None) -> dict[str, Any]:
     raw = b'{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "extra": %s%s}' % (
         model.encode(),
         b"[" * depth,
@@ -214,7 +219,7 @@ def deep_nesting(base: str, model: str, depth: int = 254) -> dict[str, Any]:
     answer = httpx.post(
         base + "/v1/chat/completions",
         content=raw,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **_auth(key)},
         timeout=30,
     )
     return {"status": answer.status_code, "body": answer.text[:300]}
