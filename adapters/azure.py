@@ -26,7 +26,7 @@ class AzureAdapter(OpenAIAdapter):
             else:
                 headers["api-key"] = secret
         self._api_version = config.api_version
-        self._connect(config.base_url, headers, config.max_connections, config.timeouts)
+        self._connect(config, config.base_url, headers)
 
     def _url(self, path: str, model: str | None) -> str:
         if self._api_version == "v1":

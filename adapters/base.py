@@ -21,22 +21,35 @@ Batch = list[Body]
 
 
 class Adapter(Protocol):
-    async def chat(self, body: Body, timeouts: Timeouts) -> Body: ...
+    """``deadline``: when the router's attempt must be over (the event loop's
+    clock), or None; a stream's deadline bounds it until its first chunk."""
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+    async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body: ...
+
+    def chat_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
         """Chunks as OpenAI sends them, never an empty batch; after ``[DONE]`` nothing more."""
         ...
 
-    async def completions(self, body: Body, timeouts: Timeouts) -> Body: ...
+    async def completions(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body: ...
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]: ...
+    def completions_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]: ...
 
-    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body: ...
+    async def embeddings(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body: ...
 
     async def list_models(self) -> list[str]: ...
 
-    async def health(self) -> bool:
-        """Whether the backend answers at all (cheap; used by /ready and health checks)."""
+    async def health(self) -> str | None:
+        """None when the backend answers; else why it is unusable ("credentials
+        rejected (HTTP 401)", "... is unreachable"). Cheap: for /ready and the
+        active health checks."""
         ...
 
     async def aclose(self) -> None: ...

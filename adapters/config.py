@@ -8,10 +8,14 @@ one variant here and one test file. Every model forbids unknown keys.
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+# RFC 9110's token: the characters a header name may hold.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class Strict(BaseModel):
@@ -27,16 +31,92 @@ class Timeouts(Strict):
     total: float | None = 600.0
 
 
-class _ProviderConnection(Strict):
-    """What every provider kind is reached with."""
+class TLSConfig(Strict):
+    """How an https upstream is verified, and the client certificate shown to it.
+
+    The system's trust store (which honours ``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR``) is always loaded; ``ca_bundle`` adds a private CA to it."""
+
+    ca_bundle: str | None = Field(None, description="PEM file of extra CAs to trust")
+    client_cert: str | None = Field(None, description="PEM client certificate (mutual TLS)")
+    client_key: str | None = Field(None, description="Its private key, if not in client_cert")
+    verify: bool = Field(True, description="false: accept any certificate (testing only)")
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TLSConfig:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("'client_key' needs 'client_cert'")
+        return self
+
+
+TransportKind = Literal["lean", "aiohttp"]
+DEFAULT_KEEPALIVE_EXPIRY = 4.0  # below uvicorn's 5 s, which vLLM's server runs on
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
+class ConnectionDefaults(Strict):
+    """Connection settings a provider may leave to ``routing:`` (the gateway's defaults)."""
+
+    transport: TransportKind = Field(
+        "lean", description="lean (the gateway's own HTTP/1.1 client) or aiohttp"
+    )
+    keepalive_expiry: float = Field(
+        DEFAULT_KEEPALIVE_EXPIRY, gt=0, description="Seconds an idle upstream connection is kept"
+    )
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES, gt=0, description="A larger body (decompressed): 502"
+    )
+    max_event_bytes: int = Field(
+        DEFAULT_MAX_EVENT_BYTES, gt=0, description="A larger SSE event ends the stream"
+    )
+
+
+class ProviderConnection(ConnectionDefaults):
+    """What every provider kind is reached with. Connection settings it does not
+    set come from ``routing:`` (``ConnectionDefaults``), then the defaults."""
 
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(256, gt=0)
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    proxy: str | None = Field(
+        None,
+        description="http://[user:pass@]host:port for every call; unset: HTTPS_PROXY, "
+        "HTTP_PROXY and NO_PROXY from the environment",
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _one_line_each(cls, headers: dict[str, str]) -> dict[str, str]:
+        # A CR or LF would end the header early and let the rest of the value
+        # forge headers (or a whole request) on the upstream connection.
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r}: the value holds a line break or NUL")
+        return headers
+
+    @field_validator("proxy")
+    @classmethod
+    def _http_proxy(cls, proxy: str | None) -> str | None:
+        if proxy is not None and not proxy.startswith("http://"):
+            raise ValueError("a proxy is an http:// URL (CONNECT tunnels https upstreams)")
+        return proxy
+
+    def with_defaults(self, defaults: ConnectionDefaults) -> Self:
+        """This provider, its unset connection settings taken from ``defaults``."""
+        unset = {
+            name: getattr(defaults, name)
+            for name in ConnectionDefaults.model_fields
+            if name not in self.model_fields_set and name in defaults.model_fields_set
+        }
+        return self.model_copy(update=unset) if unset else self
 
 
-class OpenAIProviderConfig(_ProviderConnection):
+class OpenAIProviderConfig(ProviderConnection):
     """Any OpenAI-compatible API: OpenAI, DeepSeek, vLLM, Ollama, Groq, ..."""
 
     kind: Literal["openai"]
@@ -53,7 +133,7 @@ DEFAULT_THINKING_BUDGETS = MappingProxyType(
 )
 
 
-class _TranslatedProvider(_ProviderConnection):
+class _TranslatedProvider(ProviderConnection):
     """Settings shared by the kinds whose API is not OpenAI's own format."""
 
     drop_unsupported: bool = Field(
@@ -84,7 +164,7 @@ class GeminiProviderConfig(_TranslatedProvider):
     base_url: str = "https://generativelanguage.googleapis.com/v1beta"
 
 
-class AzureProviderConfig(_ProviderConnection):
+class AzureProviderConfig(ProviderConnection):
     """Azure OpenAI: the target's ``model`` is the deployment name."""
 
     kind: Literal["azure"]

@@ -12,7 +12,9 @@ in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
     ├── PermissionDeniedError          403 permission_error
     ├── NotFoundError                  404 invalid_request_error
     │   └── ModelNotFoundError         404 invalid_request_error (code model_not_found)
+    ├── RequestTimeoutError            408 invalid_request_error (headers not sent in time)
     ├── PayloadTooLargeError           413 invalid_request_error
+    ├── HeadersTooLargeError           431 invalid_request_error
     ├── RateLimitError                 429 rate_limit_error (+ Retry-After)
     └── UpstreamError                  502 upstream_error
         ├── UpstreamStatusError        the upstream's own 4xx/5xx, kept as it said it
@@ -107,6 +109,18 @@ class PayloadTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"
     default_code = "request_too_large"
+
+
+class RequestTimeoutError(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class HeadersTooLargeError(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    default_code = "request_header_fields_too_large"
 
 
 class RateLimitError(GatewayError):

@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from adapters.client import ProviderClient
-from adapters.config import OpenAIProviderConfig, Timeouts
+from adapters.client import ProviderClient, transport_settings
+from adapters.config import (
+    DEFAULT_MAX_EVENT_BYTES,
+    OpenAIProviderConfig,
+    ProviderConnection,
+    Timeouts,
+)
 from adapters.errors import UpstreamError
 from adapters.transport.sse import ChunkDecoder
 
@@ -27,51 +32,65 @@ class OpenAIAdapter:
         headers = dict(config.headers)
         if config.api_key is not None and config.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        self._connect(config.base_url, headers, config.max_connections, config.timeouts)
+        self._connect(config, config.base_url, headers)
         self._rename_reasoning = config.rename_reasoning
 
     def _connect(
-        self, base_url: str, headers: Mapping[str, str], max_connections: int, timeouts: Timeouts
+        self, config: ProviderConnection, base_url: str, headers: Mapping[str, str]
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._client = ProviderClient(f"upstream {self._base}", headers, max_connections, timeouts)
+        what = f"upstream {self._base}"
+        self._client = ProviderClient(transport_settings(config, what, headers))
 
     def _url(self, path: str, model: str | None) -> str:
         """Where a call goes; OpenAI's API names the model in the body, not the URL."""
         return self._base + path
 
     def _decoder(self) -> OpenAIChunks:
-        return OpenAIChunks(self._client.what, self._rename_reasoning)
+        return OpenAIChunks(self._client.what, self._rename_reasoning, self._client.max_event_bytes)
 
-    async def _post(self, path: str, body: Body, timeouts: Timeouts) -> Body:
-        result = await self._client.post(self._url(path, body.get("model")), body, timeouts)
+    async def _post(
+        self, path: str, body: Body, timeouts: Timeouts, deadline: float | None
+    ) -> Body:
+        url = self._url(path, body.get("model"))
+        result = await self._client.post(url, body, timeouts, deadline)
         return rename_reasoning(result) if self._rename_reasoning else result
 
-    def _stream(self, path: str, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+    def _stream(
+        self, path: str, body: Body, timeouts: Timeouts, deadline: float | None
+    ) -> AsyncIterator[Batch]:
         url = self._url(path, body.get("model"))
-        return self._client.stream(url, lambda: body, timeouts, self._decoder)
+        return self._client.stream(url, lambda: body, timeouts, self._decoder, deadline)
 
-    async def chat(self, body: Body, timeouts: Timeouts) -> Body:
-        return await self._post("/chat/completions", body, timeouts)
+    async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body:
+        return await self._post("/chat/completions", body, timeouts, deadline)
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
-        return self._stream("/chat/completions", body, timeouts)
+    def chat_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
+        return self._stream("/chat/completions", body, timeouts, deadline)
 
-    async def completions(self, body: Body, timeouts: Timeouts) -> Body:
-        return await self._post("/completions", body, timeouts)
+    async def completions(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
+        return await self._post("/completions", body, timeouts, deadline)
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
-        return self._stream("/completions", body, timeouts)
+    def completions_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
+        return self._stream("/completions", body, timeouts, deadline)
 
-    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
-        return await self._post("/embeddings", body, timeouts)
+    async def embeddings(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
+        return await self._post("/embeddings", body, timeouts, deadline)
 
     async def list_models(self) -> list[str]:
         data = (await self._client.get(self._url("/models", None))).get("data", [])
         return [str(item.get("id")) for item in data if isinstance(item, dict)]
 
-    async def health(self) -> bool:
-        return await self._client.reachable(self._url("/models", None))
+    async def health(self) -> str | None:
+        return await self._client.check(self._url("/models", None))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -85,8 +104,10 @@ class OpenAIChunks(ChunkDecoder):
 
     unfinished = "ended the stream without [DONE]"
 
-    def __init__(self, what: str, rename_reasoning: bool) -> None:
-        super().__init__(what)
+    def __init__(
+        self, what: str, rename_reasoning: bool, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
+        super().__init__(what, max_event_bytes)
         self.rename_reasoning = rename_reasoning
 
     def translate(self, event: bytes) -> list[Body]:

@@ -26,7 +26,8 @@ REGISTRY: dict[str, AdapterFactory] = {
 
 
 def build_adapter(provider: Any) -> Adapter:
-    """Create the adapter for one provider config (inside the app's lifespan)."""
+    """Create the adapter for one provider config (inside the app's lifespan;
+    it connects on first use)."""
     return REGISTRY[provider.kind](provider)
 
 

@@ -1,4 +1,5 @@
-"""Token counting for when a backend gives no ``usage``, and for limits.
+"""Token counting for when a backend gives no ``usage``, and for limits, in
+bounded time: past a size, texts are estimated from what was counted.
 
 tiktoken downloads its rank files on first use, which fails offline; the
 ``bpe-openai`` package ships the standard files, so they seed tiktoken's own
@@ -12,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ _RANK_FILE_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.ti
 # and per reply (the numbers OpenAI's cookbook gives for current models).
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
+# Bounds on the work of one count (see Tally): about 10 ms at worst here.
+EXACT_CHARS = 64 * 1024
+SEGMENT_CHARS = 8 * 1024
+DEFAULT_TOKENS_PER_CHAR = 0.25
 
 
 def seed_tiktoken_cache(name: str) -> None:
@@ -67,13 +72,24 @@ class TokenCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self.load().encode_ordinary(text))
+        if len(text) <= SEGMENT_CHARS:
+            return len(self.load().encode_ordinary(text))
+        return self.count_texts((text,))
+
+    def count_texts(self, texts: Iterable[str]) -> int:
+        """The tokens of several texts, in bounded time (see ``Tally``)."""
+        tally = Tally(self.load().encode_ordinary)
+        for text in texts:
+            tally.add(text)
+        return tally.total()
 
     def count_messages(self, messages: Iterable[dict[str, Any]]) -> int:
-        total = TOKENS_PER_REPLY
+        tally = Tally(self.load().encode_ordinary)
+        framing = TOKENS_PER_REPLY
         for message in messages:
-            total += TOKENS_PER_MESSAGE + self.count(_message_text(message))
-        return total
+            framing += TOKENS_PER_MESSAGE
+            tally.add(_message_text(message))
+        return framing + tally.total()
 
     def count_request(self, body: Mapping[str, Any]) -> int:
         """The prompt of a request body: chat ``messages``, or a ``prompt`` or
@@ -88,8 +104,46 @@ class TokenCounter:
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
             return len(prompt)  # already token ids
         if isinstance(prompt, list):
-            return sum(self.count_prompt(item) for item in prompt)
+            ids = sum(len(item) for item in prompt if isinstance(item, list))
+            return ids + self.count_texts(item for item in prompt if isinstance(item, str))
         return 0
+
+
+class Tally:
+    """Counts texts exactly up to ``EXACT_CHARS`` characters in all, then
+    estimates the rest at the rate (tokens per character) counted so far, so
+    a count costs bounded time on the event loop whatever the input. Each
+    call to the encoder gets at most ``SEGMENT_CHARS``: byte-pair merging of
+    one long "word" costs more than linear time in its length."""
+
+    __slots__ = ("_encode", "_exact_chars", "_skipped_chars", "_tokens")
+
+    def __init__(self, encode: Callable[[str], list[int]]) -> None:
+        self._encode = encode
+        self._tokens = 0
+        self._exact_chars = 0
+        self._skipped_chars = 0
+
+    def add(self, text: str) -> None:
+        room = EXACT_CHARS - self._exact_chars
+        if len(text) > room:
+            self._skipped_chars += len(text) - max(room, 0)
+            text = text[: max(room, 0)]
+        self._exact_chars += len(text)
+        start = 0
+        while start < len(text):
+            end = start + SEGMENT_CHARS
+            if end < len(text):  # cut at a space when one is near, not inside a word
+                space = text.rfind(" ", end - 256, end)
+                end = space if space > start else end
+            self._tokens += len(self._encode(text[start:end]))
+            start = end
+
+    def total(self) -> int:
+        if not self._skipped_chars:
+            return self._tokens
+        rate = self._tokens / self._exact_chars if self._exact_chars else DEFAULT_TOKENS_PER_CHAR
+        return self._tokens + round(self._skipped_chars * rate)
 
 
 def _message_text(message: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,12 +123,14 @@ class EngineGateway:
         return self.gateway.log_path.read_text(errors="replace")
 
 
-def launch_engine_gateway(tmp: Path, config: dict[str, Any]) -> EngineGateway:
+def launch_engine_gateway(
+    tmp: Path, config: dict[str, Any], extra_args: Sequence[str] = ()
+) -> EngineGateway:
     """Start the gateway; it answers /health at once while its engines load."""
     started = time.monotonic()
     # Engine logs under the test's own directory, not the system temp dir.
     env = {"VLLM_GATEWAY_ENGINE_LOG_DIR": str(tmp / "engine-logs")}
-    gateway = Gateway(tmp, config, env=env, startup_timeout=60)
+    gateway = Gateway(tmp, config, env=env, extra_args=extra_args, startup_timeout=60)
     return EngineGateway(gateway, time.monotonic() - started, ready_payload(gateway))
 
 

@@ -45,6 +45,7 @@ class ServerProcess:
         ready_path: str = "/health",
         env: dict[str, str] | None = None,
         startup_timeout: float = 30,
+        cwd: Path = ROOT,
     ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -52,7 +53,7 @@ class ServerProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 - open for the process's lifetime
         self.proc = subprocess.Popen(
             list(args),
-            cwd=ROOT,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -91,7 +92,9 @@ class ServerProcess:
 class FakeUpstream(ServerProcess):
     """tests/fakes/openai_server.py in its own process."""
 
-    def __init__(self, tmp: Path, name: str = "fake", usage: bool = True) -> None:
+    def __init__(
+        self, tmp: Path, name: str = "fake", usage: bool = True, api_key: str | None = None
+    ) -> None:
         port = free_port()
         args = [
             sys.executable,
@@ -104,7 +107,10 @@ class FakeUpstream(ServerProcess):
         ]
         if not usage:
             args.append("--no-usage")
-        super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path="/v1/models")
+        if api_key is not None:
+            args += ["--api-key", api_key]
+        ready = "/_requests" if api_key is not None else "/v1/models"
+        super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path=ready)
         self.base_url = self.url + "/v1"
 
     def requests(self) -> list[dict[str, Any]]:
@@ -123,6 +129,17 @@ class FakeUpstream(ServerProcess):
         http_json("POST", self.url + "/_faults", payload)
 
 
+class RawUpstream(ServerProcess):
+    """tests/fakes/raw_http.py in its own process: an upstream that misbehaves
+    as each request's ``model`` says."""
+
+    def __init__(self, tmp: Path) -> None:
+        port = free_port()
+        args = [sys.executable, "-m", "tests.fakes.raw_http", "--port", str(port)]
+        super().__init__(args, port, tmp / f"raw-upstream-{port}.log", ready_path="/v1/json")
+        self.base_url = self.url + "/v1"
+
+
 class Gateway(ServerProcess):
     """``vllm-gateway serve`` on a config written from a dict, as users run it."""
 
@@ -133,7 +150,9 @@ class Gateway(ServerProcess):
         env: dict[str, str] | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30,
+        cwd: Path = ROOT,
     ) -> None:
+        """``cwd``: the checkout whose gateway runs (another one, to compare)."""
         port = free_port()
         self.config_path = tmp / f"gateway-{port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -149,7 +168,12 @@ class Gateway(ServerProcess):
             *extra_args,
         ]
         super().__init__(
-            args, port, tmp / f"gateway-{port}.log", env=env, startup_timeout=startup_timeout
+            args,
+            port,
+            tmp / f"gateway-{port}.log",
+            env=env,
+            startup_timeout=startup_timeout,
+            cwd=cwd,
         )
         self.base_url = self.url + "/v1"
 

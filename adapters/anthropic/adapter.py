@@ -17,7 +17,7 @@ from adapters.anthropic.format import (
     to_anthropic_request,
 )
 from adapters.anthropic.stream import AnthropicStream
-from adapters.client import Batch, FailedStream, ProviderClient
+from adapters.client import Batch, FailedStream, ProviderClient, transport_settings
 from adapters.config import AnthropicProviderConfig, Timeouts
 from adapters.translation import Body, unsupported_endpoint
 from adapters.transport.sse import ChunkDecoder
@@ -32,45 +32,52 @@ class AnthropicAdapter:
         if config.api_key is not None and config.api_key.get_secret_value():
             headers["x-api-key"] = config.api_key.get_secret_value()
         self._client = ProviderClient(
-            f"anthropic upstream {self._base}",
-            headers,
-            config.max_connections,
-            config.timeouts,
+            transport_settings(config, f"anthropic upstream {self._base}", headers),
             error_from_response,
         )
         self._options = AnthropicOptions(
             config.default_max_tokens, dict(config.thinking_budgets), config.drop_unsupported
         )
 
-    async def chat(self, body: Body, timeouts: Timeouts) -> Body:
+    async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body:
         request = to_anthropic_request({**body, "stream": False}, self._options)
-        message = await self._client.post(self._base + "/messages", request, timeouts)
+        message = await self._client.post(self._base + "/messages", request, timeouts, deadline)
         return from_anthropic_message(message, int(time.time()))
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+    def chat_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
         def make_request() -> Body:
             return to_anthropic_request({**body, "stream": True}, self._options)
 
         def decoder() -> AnthropicChunks:
-            return AnthropicChunks(self._client.what)
+            return AnthropicChunks(self._client.what, self._client.max_event_bytes)
 
-        return self._client.stream(self._base + "/messages", make_request, timeouts, decoder)
+        return self._client.stream(
+            self._base + "/messages", make_request, timeouts, decoder, deadline
+        )
 
-    async def completions(self, body: Body, timeouts: Timeouts) -> Body:
+    async def completions(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/completions")
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+    def completions_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
         return FailedStream(unsupported_endpoint(PROVIDER, "/v1/completions"))
 
-    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
+    async def embeddings(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/embeddings")
 
     async def list_models(self) -> list[str]:
         data = (await self._client.get(self._base + "/models")).get("data", [])
         return [str(item.get("id")) for item in data if isinstance(item, dict)]
 
-    async def health(self) -> bool:
-        return await self._client.reachable(self._base + "/models")
+    async def health(self) -> str | None:
+        return await self._client.check(self._base + "/models")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -81,8 +88,8 @@ class AnthropicChunks(ChunkDecoder):
 
     unfinished = "ended the stream before message_stop"
 
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
+    def __init__(self, what: str, max_event_bytes: int) -> None:
+        super().__init__(what, max_event_bytes)
         self._stream = AnthropicStream(int(time.time()))
 
     def translate(self, event: bytes) -> list[Body]:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from adapters.client import Batch, FailedStream, ProviderClient
+from adapters.client import Batch, FailedStream, ProviderClient, transport_settings
 from adapters.config import GeminiProviderConfig, Timeouts
 from adapters.gemini.embeddings import from_embed_response, to_embed_request
 from adapters.gemini.format import (
@@ -40,10 +40,7 @@ class GeminiAdapter:
         if config.api_key is not None and config.api_key.get_secret_value():
             headers["x-goog-api-key"] = config.api_key.get_secret_value()
         self._client = ProviderClient(
-            f"gemini upstream {self._base}",
-            headers,
-            config.max_connections,
-            config.timeouts,
+            transport_settings(config, f"gemini upstream {self._base}", headers),
             error_from_response,
         )
         self._options = GeminiOptions(dict(config.thinking_budgets), config.drop_unsupported)
@@ -51,32 +48,42 @@ class GeminiAdapter:
     def _url(self, model: str, method: str) -> str:
         return f"{self._base}/{model_path(model)}:{method}"
 
-    async def chat(self, body: Body, timeouts: Timeouts) -> Body:
+    async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body:
         request = to_gemini_request(body, self._options)
         url = self._url(body["model"], "generateContent")
-        result = await self._client.post(url, request, timeouts)
+        result = await self._client.post(url, request, timeouts, deadline)
         return from_gemini_response(result, int(time.time()), _call_id_prefix())
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+    def chat_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
         url = self._url(body["model"], "streamGenerateContent") + "?alt=sse"
 
         def make_request() -> Body:
             return to_gemini_request(body, self._options)
 
         def decoder() -> GeminiChunks:
-            return GeminiChunks(self._client.what)
+            return GeminiChunks(self._client.what, self._client.max_event_bytes)
 
-        return self._client.stream(url, make_request, timeouts, decoder)
+        return self._client.stream(url, make_request, timeouts, decoder, deadline)
 
-    async def completions(self, body: Body, timeouts: Timeouts) -> Body:
+    async def completions(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/completions")
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
+    def completions_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
         return FailedStream(unsupported_endpoint(PROVIDER, "/v1/completions"))
 
-    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
+    async def embeddings(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
         method, request = to_embed_request(body, self._options)
-        result = await self._client.post(self._url(body["model"], method), request, timeouts)
+        result = await self._client.post(
+            self._url(body["model"], method), request, timeouts, deadline
+        )
         return from_embed_response(result, str(body["model"]), body.get("encoding_format"))
 
     async def list_models(self) -> list[str]:
@@ -87,8 +94,8 @@ class GeminiAdapter:
             if isinstance(item, dict)
         ]
 
-    async def health(self) -> bool:
-        return await self._client.reachable(self._base + "/models")
+    async def health(self) -> str | None:
+        return await self._client.check(self._base + "/models")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -98,8 +105,8 @@ class GeminiChunks(ChunkDecoder):
     """Gemini's SSE body, as it arrives, becomes OpenAI chunks. Gemini's
     stream has no end event: the body's end is the stream's."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
+    def __init__(self, what: str, max_event_bytes: int) -> None:
+        super().__init__(what, max_event_bytes)
         self._stream = GeminiStream(int(time.time()), _call_id_prefix())
 
     def translate(self, event: bytes) -> list[Body]:

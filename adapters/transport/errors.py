@@ -1,11 +1,13 @@
-"""HTTP plumbing shared by the adapters: the aiohttp session for plain GETs,
-upstream error answers and transport failures mapped onto the gateway's
-exception tree."""
+"""Everything that can go wrong with an upstream, in the gateway's exception
+tree: transport failures of either client (``transport_error``), HTTP error
+answers (``status_error``) and bodies that are not the JSON they should be
+(``parse_json_object``). The one place where a socket, TLS or aiohttp
+exception becomes an error a client can be shown."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -53,18 +55,41 @@ def parse_json_object(raw: bytes, what: str, part: str = "a response") -> dict[s
     return result
 
 
-@asynccontextmanager
-async def transport_errors(what: str) -> AsyncIterator[None]:
-    """Map aiohttp and timeout failures to gateway errors naming the backend."""
-    try:
-        yield
-    except GatewayError:
-        raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeoutError(f"{what} timed out") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailableError(f"{what} is unreachable") from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise UpstreamError(f"{what} closed the connection before the response ended") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"{what} failed: {type(exc).__name__}") from exc
+def transport_error(exc: BaseException, what: str, *, sent: bool) -> GatewayError:
+    """The gateway error for a failed exchange with ``what``; ``sent`` tells
+    whether the request may have reached it (a connect failure never did)."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        if sent:
+            return UpstreamTimeoutError(f"{what} timed out")
+        return UpstreamTimeoutError(f"{what} did not accept a connection in time")
+    if isinstance(exc, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
+        return UpstreamError(f"{what}: TLS certificate verification failed ({reason})")
+    if isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError):
+        return UpstreamError(f"{what}: TLS handshake failed ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return UpstreamUnavailableError(f"{what}: the proxy refused the tunnel (HTTP {exc.status})")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return UpstreamUnavailableError(f"{what}: the proxy is unreachable")
+    if isinstance(exc, aiohttp.ClientConnectorError) or (isinstance(exc, OSError) and not sent):
+        return UpstreamUnavailableError(f"{what} is unreachable")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | OSError):
+        return UpstreamError(f"{what} closed the connection before the response ended")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamError(f"{what} sent a malformed HTTP response ({exc.message})")
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamError(f"{what} failed: {type(exc).__name__}")
+    return UpstreamError(f"{what} failed: {type(exc).__name__}")
+
+
+def redirect_error(status: int, location: str | None, what: str) -> UpstreamError:
+    """A 3xx: the gateway follows no redirect (it would resend the request, and
+    the body, to wherever the answer points); the operator fixes the base_url."""
+    where = f" to {location}" if location else " without a Location"
+    return UpstreamError(
+        f"{what} answered HTTP {status}, a redirect{where}; redirects are not followed: "
+        "set the provider's base_url to where it points",
+        code="upstream_redirect",
+    )

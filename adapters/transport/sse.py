@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.config import DEFAULT_MAX_EVENT_BYTES
 from adapters.errors import GatewayError, UpstreamError
 from adapters.transport.errors import parse_json_object
 
@@ -22,39 +23,69 @@ class SSEEvents:
     """Splits an SSE body into the ``data`` of its complete events (multi-line
     data joined by newlines, as the SSE spec says); comments, ``event:`` and
     ``id:`` lines are skipped. An event cut off by the end of the body is
-    never returned."""
+    never returned.
 
-    __slots__ = ("_data", "_rest", "_skip_lf")
+    Linear in the body's size however it is cut: a partial line is kept as
+    pieces and joined once, when its end arrives. An event (its data lines and
+    the line under way) larger than ``max_event_bytes`` is an ``UpstreamError``,
+    so a peer that never ends a line cannot grow memory without bound."""
 
-    def __init__(self) -> None:
-        self._rest = b""
-        self._data: list[bytes] = []
+    __slots__ = ("_data", "_data_size", "_max", "_rest", "_rest_size", "_skip_lf", "_what")
+
+    def __init__(
+        self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, what: str = "upstream"
+    ) -> None:
+        self._rest: list[bytes] = []  # the line under way, in the pieces it came in
+        self._rest_size = 0
+        self._data: list[bytes] = []  # the data lines of the event under way
+        self._data_size = 0
         self._skip_lf = False
+        self._max = max_event_bytes
+        self._what = what
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._skip_lf:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]  # the second half of a CRLF cut between reads
-        buffer = self._rest + data if self._rest else data
-        if b"\r" in buffer:
-            self._skip_lf = buffer.endswith(b"\r")
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        self._rest = lines.pop()
+        if b"\r" in data:
+            self._skip_lf = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._rest.append(data)
+            self._rest_size += len(data)
+            self._check(0)
+            return []
+        head, tail = data[:end], data[end + 1 :]
+        if self._rest:
+            head = b"".join(self._rest) + head
+        self._rest = [tail] if tail else []
+        self._rest_size = len(tail)
         events: list[bytes] = []
-        pending = self._data
-        for line in lines:
+        for line in head.split(b"\n"):
             if not line:
-                if pending:
+                if self._data:
+                    pending = self._data
                     events.append(pending[0] if len(pending) == 1 else b"\n".join(pending))
-                    pending = self._data = []
+                    self._data, self._data_size = [], 0
             elif line.startswith(b"data:"):
                 value = line[5:]
-                pending.append(value[1:] if value[:1] == b" " else value)
+                value = value[1:] if value[:1] == b" " else value
+                self._data.append(value)
+                self._data_size += len(value) + 1
+                self._check(len(value))
             elif line == b"data":
-                pending.append(b"")
+                self._data.append(b"")
+        self._check(0)
         return events
+
+    def _check(self, line: int) -> None:
+        if self._data_size + self._rest_size > self._max or line > self._max:
+            raise UpstreamError(
+                f"{self._what} sent a stream event larger than the limit of {self._max} bytes "
+                "(max_event_bytes)"
+            )
 
 
 class ChunkDecoder:
@@ -65,8 +96,8 @@ class ChunkDecoder:
     # Why a body that ends before the stream's last event is an error.
     unfinished = "ended the stream early"
 
-    def __init__(self, what: str) -> None:
-        self._events = SSEEvents()
+    def __init__(self, what: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._events = SSEEvents(max_event_bytes, what)
         self.what = what
         self.done = False  # the stream's last event has been seen
         # An error met after other chunks of the same read: raised once those are sent.

@@ -56,9 +56,12 @@ def create_app(
     access_stream: IO[Any] | None = None,
     config_path: str | Path | None = None,
     reload_rewrite: Rewrite | None = None,
+    engine_state: Path | None = None,
 ) -> web.Application:
     """``reload_rewrite`` turns a reloaded config into what this process runs,
-    when that differs from the file (see ``gateway.routing.reload``)."""
+    when that differs from the file (see ``gateway.routing.reload``);
+    ``engine_state`` is where another process publishes the state of the
+    engines it supervises for this one (``serve --workers N``)."""
     log = make_logger()
     app = web.Application(
         middlewares=[make_middleware(log), authenticate],  # type: ignore[list-item]
@@ -71,7 +74,7 @@ def create_app(
             stream = access_stream
             if stream is None and config.server.access_log:
                 stream = files.enter_context(open(config.server.access_log, "a", buffering=1))
-            adapters = {name: build_adapter(p) for name, p in config.providers.items()}
+            adapters = {name: build_adapter(config.provider(name)) for name in config.providers}
             tokens = TokenCounter()
             created = int(time.time())
             for warning in config_warnings(config):
@@ -82,7 +85,7 @@ def create_app(
                 tokens=tokens,
                 log=log,
             )
-            engines = LocalEngines(config, log)
+            engines = LocalEngines(config, log, shared=engine_state)
             telemetry = Telemetry(config, log)
             build = _router_builder(adapters, created, tokens, engines, telemetry)
             routing = LiveRouting(config, adapters, build, rewrite=reload_rewrite)

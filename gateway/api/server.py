@@ -19,6 +19,7 @@ import signal
 import socket
 import ssl
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -27,9 +28,11 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.api.app import create_app
-from gateway.config.schema import GatewayConfig
+from gateway.api.listener import GatewayRunner, GatewayServer, Listener
+from gateway.config.schema import GatewayConfig, ServerConfig
 from gateway.engines.reaper import die_with_parent
 from gateway.engines.remote import engines_as_providers
+from gateway.engines.shared import publish, write_state
 from gateway.engines.supervisor import EngineManager
 from gateway.observability.logs import make_logger
 from gateway.observability.metrics import MULTIPROC_ENV, prepare_multiprocess
@@ -66,7 +69,7 @@ def serve(
     scheme = "https" if tls else "http"
     print(f"vllm-gateway listening on {scheme}://{host}:{port}/v1", file=sys.stderr, flush=True)
     if workers <= 1:
-        _run_worker(config, config_path, tls, host=host, port=port)
+        _run_worker(config, config_path, tls, sock=listening_socket(host, port))
     else:
         _Supervisor(config, config_path, tls, workers).run(host, port)
 
@@ -82,28 +85,63 @@ def _run_worker(
     config_path: str | None,
     tls: ssl.SSLContext | None,
     *,
-    host: str | None = None,
-    port: int | None = None,
-    sock: socket.socket | None = None,
+    sock: socket.socket,
     reload_rewrite: Rewrite | None = None,
+    engine_state: Path | None = None,
 ) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     # The path lets SIGHUP and POST /v1/gateway/reload re-read the config.
-    web.run_app(
-        create_app(config, config_path=config_path, reload_rewrite=reload_rewrite),
-        host=host,
-        port=port,
-        sock=sock,
-        ssl_context=tls,
+    app = create_app(
+        config, config_path=config_path, reload_rewrite=reload_rewrite, engine_state=engine_state
+    )
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve_app(app, sock, tls, config.server))
+    finally:
+        loop.close()
+
+
+async def _serve_app(
+    app: web.Application, sock: socket.socket, tls: ssl.SSLContext | None, limits: ServerConfig
+) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting and give in-flight
+    requests ``drain_seconds`` to finish."""
+    runner = GatewayRunner(
+        app,
+        limits,
+        handle_signals=False,
         access_log=None,
-        print=None,
         # The drain period: in-flight requests get this long after SIGTERM.
-        shutdown_timeout=config.server.drain_seconds,
+        shutdown_timeout=limits.drain_seconds,
         # A client that disconnects cancels its handler, which closes the
         # upstream request at once instead of generating tokens nobody reads.
         handler_cancellation=True,
-        loop=new_event_loop(),
+        keepalive_timeout=limits.keepalive_timeout,
+        # One header line may use all of max_header_bytes; the handler bounds the total.
+        max_line_size=limits.max_header_bytes,
+        max_field_size=limits.max_header_bytes,
     )
+    await runner.setup()
+    assert isinstance(runner.server, GatewayServer)
+    listener = Listener(sock, runner.server, tls)
+    listener.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await listener.close()
+        await runner.cleanup()
+
+
+def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock.setblocking(False)
+    return sock
 
 
 class _Supervisor:
@@ -127,21 +165,27 @@ class _Supervisor:
         self.pending: list[int] = []  # signals received, handled by the main loop
         # What a worker runs (and re-derives on reload) instead of the file's config.
         self.rewrite: Rewrite = _unchanged
+        self.engine_state: Path | None = None
 
     def run(self, host: str, port: int) -> None:
         metrics_dir = os.environ.get(MULTIPROC_ENV)
         prepare_multiprocess(Path(metrics_dir) if metrics_dir else None)
-        sock = socket.create_server((host, port), backlog=1024)
+        sock = listening_socket(host, port)
         sock.set_inheritable(True)
         engines = EngineManager(self.config.engines, log=self.log) if self.config.engines else None
         if engines is not None:
             urls = {name: handle.base_url for name, handle in engines.handles.items()}
             self.rewrite = partial(_engines_supervised_apart, urls=urls)
+            # Where the engine process publishes its engines' state for the workers.
+            self.engine_state = (
+                Path(tempfile.mkdtemp(prefix="vllm-gateway-engines-")) / "state.json"
+            )
+            write_state(self.engine_state, engines.handles)
         worker_config = self.rewrite(self.config)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda number, _frame: self.pending.append(number))
         if engines is not None:
-            self.engine_pid = self._fork(lambda: _run_engines(engines))
+            self.engine_pid = self._fork(lambda: _run_engines(engines, self.engine_state))
         for _ in range(self.workers):
             self.worker_pids.add(self._fork(lambda: self._worker(worker_config, sock)))
         try:
@@ -150,7 +194,14 @@ class _Supervisor:
             sock.close()
 
     def _worker(self, config: GatewayConfig, sock: socket.socket) -> None:
-        _run_worker(config, self.config_path, self.tls, sock=sock, reload_rewrite=self.rewrite)
+        _run_worker(
+            config,
+            self.config_path,
+            self.tls,
+            sock=sock,
+            reload_rewrite=self.rewrite,
+            engine_state=self.engine_state,
+        )
 
     def _fork(self, body: Callable[[], None]) -> int:
         parent = os.getpid()
@@ -185,7 +236,7 @@ class _Supervisor:
             engine_pid = self.engine_pid
             if engines is not None and engine_pid is not None and self._reap({engine_pid}):
                 self.log.warning("engine supervisor exited; starting another")
-                self.engine_pid = self._fork(lambda: _run_engines(engines))
+                self.engine_pid = self._fork(lambda: _run_engines(engines, self.engine_state))
             time.sleep(0.2)
 
     def _shutdown(self, drain_seconds: float) -> None:
@@ -238,14 +289,18 @@ def _engines_supervised_apart(config: GatewayConfig, urls: dict[str, str]) -> Ga
     return config.model_copy(update={"routing": routing})
 
 
-def _run_engines(engines: EngineManager) -> None:
-    """The engine supervisor process of ``--workers N``: start, watch, stop on SIGTERM."""
+def _run_engines(engines: EngineManager, state: Path | None) -> None:
+    """The engine supervisor process of ``--workers N``: start, watch, publish
+    the engines' state for the workers, stop on SIGTERM."""
 
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         engines.start()
+        publishing = asyncio.create_task(publish(state, engines.handles)) if state else None
         await stop.wait()
+        if publishing is not None:
+            publishing.cancel()
         await engines.stop()
 
     loop = new_event_loop()

@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, model_validator
 
-from adapters.config import ProviderConfig, Strict, Timeouts
+from adapters.config import ConnectionDefaults, ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
 from gateway.config.cache import CacheConfig, ModelCache
 from gateway.config.guardrails import GuardrailConfig, ModelGuardrails
@@ -21,11 +21,28 @@ from gateway.config.observability import AuditConfig, TracingConfig
 
 
 class ServerConfig(Strict):
+    """The listening side: where, and every bound a client is held to."""
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     access_log: str | None = Field(None, description="File for access log lines; stderr if unset")
     drain_seconds: float = Field(30.0, ge=0)
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds to receive a request line and headers (then 408)"
+    )
+    keepalive_timeout: float = Field(
+        75.0, gt=0, description="An idle client connection is closed after this many seconds"
+    )
+    max_connections: int = Field(
+        10_000, gt=0, description="Connections served at once; the rest wait in the backlog"
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1024, description="A request line and headers larger than this: 431"
+    )
+    max_json_depth: int = Field(
+        128, ge=8, le=1000, description="JSON nested deeper than this in a body: 400"
+    )
 
 
 class EngineConfig(Strict):
@@ -118,8 +135,9 @@ class BreakerConfig(Strict):
     cooldown: float = Field(10.0, ge=0, description="Open this long before one probe")
 
 
-class RoutingConfig(Strict):
-    """Defaults for every model; a model's own keys override them."""
+class RoutingConfig(ConnectionDefaults):
+    """Defaults for every model (a model's own keys override them), and the
+    connection settings of every provider that does not set its own."""
 
     retries: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
@@ -143,6 +161,8 @@ class ModelConfig(Strict):
 
 
 class GatewayConfig(Strict):
+    """The whole of models.yaml."""
+
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     engines: dict[str, EngineConfig] = Field(default_factory=dict)
@@ -159,6 +179,10 @@ class GatewayConfig(Strict):
     # Guardrails and response caching (gateway.config.guardrails, gateway.config.cache).
     guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
     cache: CacheConfig | None = None
+
+    def provider(self, name: str) -> ProviderConfig:
+        """A provider as it is reached: its own settings, ``routing:``'s for the rest."""
+        return self.providers[name].with_defaults(self.routing)
 
 
 # Sections of models.yaml that a reload applies; the rest wait for a restart.

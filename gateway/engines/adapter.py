@@ -21,5 +21,7 @@ class EngineAdapter(OpenAIAdapter):
             )
         )
 
-    async def health(self) -> bool:
-        return self.handle.is_ready() and await super().health()
+    async def health(self) -> str | None:
+        if not self.handle.is_ready():
+            return f"engine {self.handle.name} is {self.handle.state.value}"
+        return await super().health()

@@ -96,16 +96,21 @@ def embedding_engine(path: Path, served_name: str) -> dict[str, Any]:
 def demo_config(
     checkpoints: dict[str, Path], port: int | None = None, embedding: Path | None = None
 ) -> GatewayConfig:
-    """The demo's models: one per tiny chat checkpoint, and ``minilm`` when
-    ``embedding`` (the MiniLM checkpoint) is given."""
+    """The layout of the repository's models.yaml (public models ``llama3``,
+    ``qwen2``, ``deepseek-r1``, each on engine ``<family>-local``) on tiny
+    checkpoints, and ``minilm`` (engine ``minilm-local``) when ``embedding``,
+    the MiniLM checkpoint, is given."""
     engines = {
-        f"tiny-{family}": demo_engine(path, family, f"tiny-{family}")
+        f"{family}-local": demo_engine(path, family, f"tiny-{family}")
         for family, path in checkpoints.items()
     }
-    models: dict[str, Any] = {name: {"targets": [{"engine": name}]} for name in engines}
+    models: dict[str, Any] = {
+        family: {"targets": [{"engine": f"{family}-local"}]} for family in checkpoints
+    }
     if embedding is not None:
-        engines[EMBEDDING_MODEL] = embedding_engine(embedding, EMBEDDING_MODEL)
-        models[EMBEDDING_MODEL] = {"targets": [{"engine": EMBEDDING_MODEL}]}
+        engine = f"{EMBEDDING_MODEL}-local"
+        engines[engine] = embedding_engine(embedding, EMBEDDING_MODEL)
+        models[EMBEDDING_MODEL] = {"targets": [{"engine": engine}]}
     server: dict[str, Any] = {} if port is None else {"port": port}
     return GatewayConfig.model_validate({"server": server, "engines": engines, "models": models})
 

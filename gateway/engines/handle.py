@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.config.schema import EngineConfig
 
@@ -20,6 +20,27 @@ class EngineState(StrEnum):
     RESTARTING = "restarting"
     FAILED = "failed"
     STOPPED = "stopped"
+
+
+class EngineStatus(Protocol):
+    """An engine as metrics and /ready see it: a handle of this process's
+    supervisor, or the record of another's (``gateway.engines.shared``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> EngineState: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    def is_ready(self) -> bool: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 @dataclass(eq=False)
@@ -56,7 +77,8 @@ class EngineHandle:
         return self.state is EngineState.READY
 
     def snapshot(self) -> dict[str, Any]:
-        """What /ready shows about the engine (no log contents: they may hold secrets)."""
+        """What /ready shows about the engine: no log contents (they may hold
+        secrets) and no file paths (they tell an outsider about the host)."""
         return {
             "state": self.state.value,
             "phase": self.phase,
@@ -67,7 +89,6 @@ class EngineHandle:
             "restarts": self.restarts,
             "load_seconds": self.load_seconds,
             "error": self.error,
-            "log_file": str(self.log_path),
         }
 
 

@@ -181,9 +181,17 @@ def build_command(engine: EngineConfig, *, port: int, python: str) -> EngineComm
     return EngineCommand(argv=argv, env=engine_env(engine), flags=[*preset_uses, *own, *extra])
 
 
+# The gateway's own settings that must not leak into an engine: vLLM's metrics
+# would land in the workers' multiprocess files, unlabelled, beside the gateway's.
+GATEWAY_ONLY_ENV = ("PROMETHEUS_MULTIPROC_DIR",)
+
+
 def engine_env(engine: EngineConfig, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The engine's environment: the gateway's, device and CPU settings, then ``env``."""
+    """The engine's environment: the gateway's (less its own settings), device
+    and CPU settings, then ``env``."""
     env = dict(os.environ if base is None else base)
+    for name in GATEWAY_ONLY_ENV:
+        env.pop(name, None)
     for field_name, variable in FIELD_ENV.items():
         value = getattr(engine, field_name)
         if value is not None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from adapters.config import Timeouts
 from gateway.config.schema import GatewayConfig, ModelConfig, TargetConfig
 from gateway.engines.adapter import EngineAdapter
+from gateway.engines.handle import EngineStatus
 from gateway.engines.presets import default_sampling
 from gateway.engines.progress import show_progress
+from gateway.engines.shared import SharedEngineState
 from gateway.engines.supervisor import EngineManager
 from gateway.routing.health import TargetHealth
 from gateway.routing.target import Target
@@ -21,11 +24,21 @@ TABLE_HEADERS = ("MODEL", "ENGINE", "FAMILY", "STATE", "URL")
 
 
 class LocalEngines:
-    def __init__(self, config: GatewayConfig, log: Any, summary: IO[str] | None = None) -> None:
+    """The engines of this gateway: supervised here, or (``serve --workers N``)
+    by the parent process, whose published state ``shared`` reads."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        log: Any,
+        summary: IO[str] | None = None,
+        shared: Path | None = None,
+    ) -> None:
         self.config = config
         self.log = log
         self.summary = summary if summary is not None else sys.stderr
         self.manager = EngineManager(config.engines, log=log) if config.engines else None
+        self.shared = SharedEngineState(shared) if shared is not None else None
         handles = self.manager.handles if self.manager else {}
         self.adapters = {name: EngineAdapter(handle) for name, handle in handles.items()}
         self._report: asyncio.Task[None] | None = None
@@ -74,8 +87,16 @@ class LocalEngines:
             await self.manager.stop()
         await asyncio.gather(*(adapter.aclose() for adapter in self.adapters.values()))
 
+    @property
+    def handles(self) -> Mapping[str, EngineStatus]:
+        if self.manager is not None:
+            return self.manager.handles
+        if self.shared is not None:
+            return self.shared.handles
+        return {}
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        return self.manager.snapshot() if self.manager else {}
+        return {name: handle.snapshot() for name, handle in self.handles.items()}
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """One row per model target served by a local engine."""

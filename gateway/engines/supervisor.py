@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from adapters.errors import EngineStartError
+from adapters.config import Timeouts
+from adapters.errors import EngineStartError, GatewayError
+from adapters.transport.registry import open_transport
+from adapters.transport.settings import TransportSettings
 from gateway.config.schema import EngineConfig
 from gateway.engines.checksums import verify_checksums
 from gateway.engines.flags import VllmFlags, default_cache_dir, load_flags
@@ -91,7 +92,7 @@ class EngineManager:
             self.handles[name] = EngineHandle(name, config, port, self.log_dir / f"{name}.log")
         self._tasks: list[asyncio.Task[None]] = []
         self._flags: asyncio.Future[VllmFlags] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._probe = open_transport(TransportSettings(what="engine", trust_env=False))
         self._settled = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------
@@ -99,7 +100,6 @@ class EngineManager:
     def start(self) -> None:
         """Start every engine in the background; returns at once."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         for handle in self.handles.values():
             self.log.info(
                 "engine.configured",
@@ -129,8 +129,7 @@ class EngineManager:
         await asyncio.gather(*(self._terminate(h) for h in self.handles.values()))
         if self._flags is not None and not self._flags.done():
             self._flags.cancel()
-        if self._session is not None:
-            await self._session.close()
+        await self._probe.aclose()
         failed = [h.name for h in self.handles.values() if h.error is not None]
         if self._temporary_logs and not failed:
             shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -315,14 +314,12 @@ class EngineManager:
                 return f"the engine failed {misses} health checks in a row"
 
     async def _healthy(self, handle: EngineHandle, timeout: float = 2.0) -> bool:
-        assert self._session is not None
+        limits = Timeouts(connect=timeout, first_token=timeout, idle=timeout, total=timeout)
         try:
-            async with self._session.get(
-                handle.health_url, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
+            response = await self._probe.request("GET", handle.health_url, None, limits)
+        except GatewayError:
             return False
+        return response.status == 200
 
     async def _terminate(self, handle: EngineHandle) -> None:
         process = handle.process

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
-import aiohttp
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.engines.handle import EngineHandle, EngineState
+from adapters.config import Timeouts
+from adapters.errors import GatewayError
+from adapters.transport.registry import open_transport
+from adapters.transport.settings import TransportSettings
+from gateway.engines.handle import EngineState, EngineStatus
 
 VLLM_PREFIX = "vllm:"
 
@@ -32,12 +36,23 @@ class Families:
         return self._families
 
 
+class EngineSource(Protocol):
+    """Where the engines come from (``gateway.engines.runtime.LocalEngines``)."""
+
+    @property
+    def handles(self) -> Mapping[str, EngineStatus]: ...
+
+
+class _NoEngines:
+    handles: Mapping[str, EngineStatus] = MappingProxyType({})
+
+
 class EngineCollector:
-    """Engine state and restarts, read from the engine handles at scrape time."""
+    """Engine state and restarts, read from the engines at scrape time."""
 
     def __init__(self, prefix: str) -> None:
         self._prefix = prefix
-        self.handles: Mapping[str, EngineHandle] = {}
+        self.source: EngineSource = _NoEngines()
 
     def collect(self) -> Iterable[Metric]:
         state = GaugeMetricFamily(
@@ -50,7 +65,7 @@ class EngineCollector:
             "Times the gateway restarted a local engine after a crash or hang",
             labels=["engine"],
         )
-        for name, handle in self.handles.items():
+        for name, handle in self.source.handles.items():
             for value in EngineState:
                 state.add_metric([name, value.value], 1.0 if handle.state is value else 0.0)
             restarts.add_metric([name], handle.restarts)
@@ -63,14 +78,14 @@ class EngineScraper:
 
     def __init__(self, prefix: str, timeout: float) -> None:
         self._prefix = prefix
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self.handles: Mapping[str, EngineHandle] = {}
+        self._timeouts = Timeouts(connect=timeout, first_token=timeout, idle=timeout, total=timeout)
+        self._transport = open_transport(TransportSettings(what="engine", trust_env=False))
+        self.source: EngineSource = _NoEngines()
 
     async def scrape(self) -> list[Metric]:
-        if not self.handles:
+        handles = list(self.source.handles.values())
+        if not handles:
             return []
-        handles = list(self.handles.values())
         texts = await asyncio.gather(*(self._fetch(h) for h in handles))
         fetched = {h.name: text for h, text in zip(handles, texts, strict=True) if text}
         # Parsing a few hundred lines per engine is kept off the event loop.
@@ -84,21 +99,18 @@ class EngineScraper:
             up.add_metric([handle.name], 1.0 if handle.name in parsed else 0.0)
         return [up, *families]
 
-    async def _fetch(self, handle: EngineHandle) -> str | None:
+    async def _fetch(self, handle: EngineStatus) -> str | None:
         if not handle.is_ready():
             return None
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = f"http://127.0.0.1:{handle.port}/metrics"
         try:
-            async with self._session.get(url) as response:
-                return await response.text() if response.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError):
+            response = await self._transport.request("GET", url, None, self._timeouts)
+        except GatewayError:
             return None
+        return response.body.decode("utf-8", "replace") if response.status == 200 else None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._transport.aclose()
 
 
 def relabel(texts: Mapping[str, str]) -> tuple[list[Metric], set[str]]:

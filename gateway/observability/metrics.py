@@ -29,7 +29,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from adapters.errors import GatewayError
-from gateway.observability.engine_metrics import EngineCollector, EngineScraper, Families
+from gateway.observability.engine_metrics import (
+    EngineCollector,
+    EngineScraper,
+    EngineSource,
+    Families,
+)
 from gateway.observability.logs import AccessRecord
 from gateway.routing.router import Observer
 from gateway.routing.target import Target
@@ -256,15 +261,14 @@ class Metrics:
 
     # ---- scrape time -------------------------------------------------------
 
-    def watch(self, models: Collection[str], targets: Iterable[Target], engines: Any) -> None:
+    def watch(
+        self, models: Collection[str], targets: Iterable[Target], engines: EngineSource
+    ) -> None:
         """The models requests are labelled with (others: ``other``), and the
         targets and local engines whose state the scrape reports."""
         self._models = frozenset(models)
         self._targets = list(targets)
-        manager = getattr(engines, "manager", None)
-        handles = manager.handles if manager is not None else {}
-        self.engines.handles = handles
-        self.scraper.handles = handles
+        self.engines.source = self.scraper.source = engines
 
     def start(self) -> None:
         self.sample_targets()

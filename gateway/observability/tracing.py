@@ -109,9 +109,10 @@ class TracedAdapter:
     async def _call(
         self,
         operation: str,
-        method: Callable[[Body, Timeouts], Awaitable[Body]],
+        method: Callable[[Body, Timeouts, float | None], Awaitable[Body]],
         body: Body,
         timeouts: Timeouts,
+        deadline: float | None,
     ) -> Body:
         with self._tracer.start_as_current_span(
             f"upstream {operation}",
@@ -119,7 +120,7 @@ class TracedAdapter:
             attributes=self._attributes(operation, body),
         ) as span:
             try:
-                return await method(body, timeouts)
+                return await method(body, timeouts, deadline)
             except GatewayError as exc:
                 span.set_attributes({"error.type": exc.type, "gateway.status": exc.status})
                 raise
@@ -127,9 +128,10 @@ class TracedAdapter:
     async def _stream(
         self,
         operation: str,
-        method: Callable[[Body, Timeouts], AsyncIterator[Batch]],
+        method: Callable[[Body, Timeouts, float | None], AsyncIterator[Batch]],
         body: Body,
         timeouts: Timeouts,
+        deadline: float | None,
     ) -> AsyncIterator[Batch]:
         # Started on the first chunk asked for: inside the request's context.
         span = self._tracer.start_span(
@@ -139,7 +141,7 @@ class TracedAdapter:
         )
         chunks = 0
         try:
-            async with aclosing(method(body, timeouts)) as stream:  # type: ignore[type-var]
+            async with aclosing(method(body, timeouts, deadline)) as stream:  # type: ignore[type-var]
                 async for batch in stream:
                     chunks += len(batch)
                     yield batch
@@ -151,17 +153,27 @@ class TracedAdapter:
             span.set_attribute("gateway.chunks", chunks)
             span.end()
 
-    async def chat(self, body: Body, timeouts: Timeouts) -> Body:
-        return await self._call("chat", self._inner.chat, body, timeouts)
+    async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body:
+        return await self._call("chat", self._inner.chat, body, timeouts, deadline)
 
-    async def completions(self, body: Body, timeouts: Timeouts) -> Body:
-        return await self._call("completions", self._inner.completions, body, timeouts)
+    async def completions(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
+        return await self._call("completions", self._inner.completions, body, timeouts, deadline)
 
-    async def embeddings(self, body: Body, timeouts: Timeouts) -> Body:
-        return await self._call("embeddings", self._inner.embeddings, body, timeouts)
+    async def embeddings(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> Body:
+        return await self._call("embeddings", self._inner.embeddings, body, timeouts, deadline)
 
-    def chat_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
-        return self._stream("chat_stream", self._inner.chat_stream, body, timeouts)
+    def chat_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
+        return self._stream("chat_stream", self._inner.chat_stream, body, timeouts, deadline)
 
-    def completions_stream(self, body: Body, timeouts: Timeouts) -> AsyncIterator[Batch]:
-        return self._stream("completions_stream", self._inner.completions_stream, body, timeouts)
+    def completions_stream(
+        self, body: Body, timeouts: Timeouts, deadline: float | None = None
+    ) -> AsyncIterator[Batch]:
+        return self._stream(
+            "completions_stream", self._inner.completions_stream, body, timeouts, deadline
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -71,16 +72,30 @@ class LeastBusy:
 
 
 class LowestLatency:
-    """Lowest moving average of time to first token; unmeasured targets first, to learn them."""
+    """Lowest moving average of streams' time to first token (a target that
+    served only non-streamed answers: of their latency). A target with no
+    measure yet, or none for ``STALE_AFTER`` seconds, goes first: that is how
+    it is learned, and how one measured slow once gets another chance."""
+
+    STALE_AFTER = 10.0
 
     def __init__(self, targets: Sequence[Target], rng: random.Random) -> None:
         self._rng = rng
 
     def order(self, targets: Sequence[Target], session_key: str | None) -> list[Target]:
-        return sorted(
-            targets,
-            key=lambda t: (t.health.ewma_ttft or 0.0, self._rng.random()),
-        )
+        now = time.monotonic()
+        return sorted(targets, key=lambda t: (self._estimate(t, now), self._rng.random()))
+
+    def _estimate(self, target: Target, now: float) -> float:
+        health = target.health
+        average: float | None
+        if health.ewma_ttft is not None:
+            average, sampled_at = health.ewma_ttft, health.ttft_sampled_at
+        else:
+            average, sampled_at = health.ewma_latency, health.latency_sampled_at
+        if average is None or now - sampled_at > self.STALE_AFTER:
+            return 0.0
+        return average
 
 
 class SessionAffinity:

@@ -81,15 +81,21 @@ class TargetHealth:
     outcomes: OutcomeWindow = field(default_factory=OutcomeWindow)
     # Not before this monotonic time (an upstream's Retry-After).
     cooling_until: float = 0.0
-    # Result of the last active health check (None: never checked).
+    # Result of the last active health check (None: never checked), and what it found.
     checked_healthy: bool | None = None
+    check_error: str | None = None
 
     in_flight: int = 0
     waiting: int = 0
     requests: int = 0
     failures: int = 0
     last_error: str | None = None
+    # Moving averages of streams' time to first token and of non-streamed
+    # answers' latency, and when each was last measured.
     ewma_ttft: float | None = None
+    ttft_sampled_at: float = 0.0
+    ewma_latency: float | None = None
+    latency_sampled_at: float = 0.0
     _slot_freed: asyncio.Event | None = None
 
     # ---- whether to send it traffic -----------------------------------------
@@ -103,6 +109,18 @@ class TargetHealth:
         if self.state == "open" and now - self.opened_at >= self.breaker.cooldown:
             self.state = "half-open"
         return self.state == "half-open" and not self.probe_in_flight
+
+    def usable_in(self, now: float) -> float | None:
+        """Seconds until a request may be sent here (0: now); None when only a
+        health check can tell (the backend failed its checks)."""
+        if self.checked_healthy is False:
+            return None
+        wait = max(0.0, self.cooling_until - now)
+        if self.state == "open":
+            wait = max(wait, self.opened_at + self.breaker.cooldown - now)
+        elif self.state == "half-open" and self.probe_in_flight:
+            return None
+        return wait
 
     def has_capacity(self) -> bool:
         return self.max_concurrency is None or self.in_flight < self.max_concurrency
@@ -152,7 +170,14 @@ class TargetHealth:
 
     # ---- outcomes -----------------------------------------------------------
 
-    def record_success(self, ttft: float | None = None) -> None:
+    def record_ttft(self, seconds: float, now: float) -> None:
+        """A stream's time to its first chunk: what the ``latency`` strategy ranks by."""
+        self.ewma_ttft = _ewma(self.ewma_ttft, seconds)
+        self.ttft_sampled_at = now
+
+    def record_success(self, latency: float | None = None) -> None:
+        """An attempt that got its answer; ``latency``: a whole non-streamed
+        answer's time (ranked by only where no stream has given a TTFT)."""
         if self.state == "open":
             return  # a late answer to a request sent before the breaker opened
         self.consecutive_failures = 0
@@ -162,11 +187,9 @@ class TargetHealth:
             self.outcomes.clear()
         if self.breaker.error_ratio is not None:
             self._remember(True)
-        if ttft is not None:
-            alpha = 0.3
-            self.ewma_ttft = (
-                ttft if self.ewma_ttft is None else (alpha * ttft + (1 - alpha) * self.ewma_ttft)
-            )
+        if latency is not None:
+            self.ewma_latency = _ewma(self.ewma_latency, latency)
+            self.latency_sampled_at = time.monotonic()
 
     def record_error(self, exc: GatewayError) -> None:
         """What a failed attempt says about the backend."""
@@ -210,13 +233,15 @@ class TargetHealth:
         return {
             "state": self.state,
             "healthy": self.checked_healthy,
+            "health_check_error": self.check_error,
             "in_flight": self.in_flight,
             "queued": self.waiting,
             "requests": self.requests,
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
-            "ewma_ttft_ms": None if self.ewma_ttft is None else round(self.ewma_ttft * 1000, 2),
+            "ewma_ttft_ms": _ms(self.ewma_ttft),
+            "ewma_latency_ms": _ms(self.ewma_latency),
         }
 
 
@@ -241,17 +266,34 @@ class HealthChecker:
         results = await asyncio.gather(
             *(self._by_adapter[key][0].adapter.health() for key in keys), return_exceptions=True
         )
-        for key, ok in zip(keys, results, strict=True):
-            missed = 0 if ok is True else self._missed.get(key, 0) + 1
+        for key, result in zip(keys, results, strict=True):
+            problem = _problem(result)
+            missed = 0 if problem is None else self._missed.get(key, 0) + 1
             self._missed[key] = missed
             if missed == 0 or missed >= self._misses_allowed:
                 for health in self._by_adapter[key][1]:
                     health.checked_healthy = missed == 0
+                    health.check_error = problem
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             await self.check_once()
+
+
+def _ewma(average: float | None, sample: float, alpha: float = 0.3) -> float:
+    return sample if average is None else alpha * sample + (1 - alpha) * average
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def _problem(result: object) -> str | None:
+    """What a health check found wrong (None: healthy)."""
+    if isinstance(result, BaseException):
+        return f"health check failed: {type(result).__name__}"
+    return result if isinstance(result, str) else None
 
 
 class HealthCheckTarget(Protocol):
@@ -262,7 +304,7 @@ class HealthCheckTarget(Protocol):
 
 
 class HealthCheckable(Protocol):
-    async def health(self) -> bool: ...
+    async def health(self) -> str | None: ...
 
 
 def retry_after_seconds(error: GatewayError) -> float | None:

@@ -90,16 +90,20 @@ class LiveRouting:
                 raise ConfigError([_engines_changed()]) from exc
         if new.engines != self.config.engines:
             raise ConfigError([_engines_changed()])
-        old = self.config.providers
-        kept = {name for name, spec in new.providers.items() if old.get(name) == spec}
+        old = self.config
+        kept = {
+            name
+            for name in new.providers
+            if name in old.providers and old.provider(name) == new.provider(name)
+        }
         return lambda: self._swap(new, kept)
 
     def _swap(self, new: GatewayConfig, kept: set[str]) -> None:
         old_config, old_router = self.config, self.router
         retired = {name: self.adapters.pop(name) for name in set(self.adapters) - kept}
-        for name, provider in new.providers.items():
+        for name in new.providers:
             if name not in kept:
-                self.adapters[name] = build_adapter(provider)
+                self.adapters[name] = build_adapter(new.provider(name))
         dropped = _target_names_of(old_config, set(retired))
         healths = {target.health.name: target.health for target in old_router.targets().values()}
         reused = {name: health for name, health in healths.items() if name not in dropped}

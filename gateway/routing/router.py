@@ -3,9 +3,10 @@
 For one request the router walks the model's fallback chain (the model, then
 its ``fallbacks`` in order). Within a model it orders the usable targets
 (breaker not open, engine ready, lowest tier first) with the model's
-strategy, and tries them with retries: the first attempt is a plain call,
-later ones run under tenacity with exponential backoff and jitter, or the
-upstream's Retry-After, and stop at the attempt limit or the deadline.
+strategy, and tries them under one retry policy (tenacity): another target
+at once when one is free, else exponential backoff with jitter or the
+upstream's Retry-After; no more attempts past the limit, and none, nor any
+pause, past the model's deadline, which also ends an attempt under way.
 
 Streams are opened up to their first chunk inside the router, so a stream
 that fails before its first byte is retried like any request; once a byte
@@ -21,8 +22,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity import stop_after_delay as stop_after_seconds
+from tenacity import (
+    AsyncRetrying,
+    DoSleep,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
 from adapters.base import Batch, Body
 from adapters.errors import (
@@ -40,6 +47,8 @@ from gateway.routing.target import Target
 Operation = Literal["chat", "completions", "embeddings"]
 _STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
 Result = TypeVar("Result")
+# One attempt on a target, to be over by the deadline (the event loop's clock).
+Send = Callable[[Target, float], Awaitable[Result]]
 
 
 @dataclass(slots=True, eq=False)
@@ -120,12 +129,13 @@ class Router:
     # ---- public entry points -------------------------------------------------
 
     async def call(self, model: PublicModel, call: Call) -> tuple[Body, Target]:
-        async def send(target: Target) -> Body:
+        async def send(target: Target, deadline: float) -> Body:
             method = getattr(target.adapter, call.operation)
             await target.health.acquire()
             started = time.perf_counter()
             try:
-                result: Body = await method(target.prepare(call.body), target.timeouts)
+                body = target.prepare(call.body)
+                result: Body = await method(body, target.timeouts, deadline)
             except GatewayError as exc:
                 target.health.record_error(exc)
                 raise
@@ -141,11 +151,12 @@ class Router:
     ) -> tuple[Batch, TargetStream, Target]:
         """Open a stream; return its first batch of chunks, the rest of it, and its target."""
 
-        async def send(target: Target) -> tuple[Batch, TargetStream]:
+        async def send(target: Target, deadline: float) -> tuple[Batch, TargetStream]:
             method = getattr(target.adapter, _STREAM_METHOD[call.operation])
             await target.health.acquire()
             started = time.perf_counter()
-            chunks: AsyncIterator[Batch] = method(target.prepare(call.body), target.timeouts)
+            body = target.prepare(call.body)
+            chunks: AsyncIterator[Batch] = method(body, target.timeouts, deadline)
             try:
                 first: Batch = await anext(chunks, [])
             except BaseException as exc:
@@ -153,7 +164,8 @@ class Router:
                 if isinstance(exc, GatewayError):
                     target.health.record_error(exc)
                 raise
-            return first, TargetStream(target, chunks, time.perf_counter() - started)
+            target.health.record_ttft(time.perf_counter() - started, time.monotonic())
+            return first, TargetStream(target, chunks)
 
         (first, rest), target = await self._through_chain(model, call, send, lambda _: False)
         return first, rest, target
@@ -164,7 +176,7 @@ class Router:
         self,
         model: PublicModel,
         call: Call,
-        send: Callable[[Target], Awaitable[Result]],
+        send: Send[Result],
         filtered: Callable[[Result], bool],
     ) -> tuple[Result, Target]:
         chain = self._chain(model, call)
@@ -218,40 +230,57 @@ class Router:
     # ---- retries within one model -------------------------------------------
 
     async def _with_retries(
-        self, model: PublicModel, call: Call, send: Callable[[Target], Awaitable[Result]]
+        self, model: PublicModel, call: Call, send: Send[Result]
     ) -> tuple[Result, Target]:
-        tried: list[Target] = []
-        started = time.monotonic()
-        # The first attempt is a plain call: the common case pays nothing for retries.
-        target = self._next_target(model, call, tried)
-        try:
-            return await send(target), target
-        except GatewayError as exc:
-            if not exc.retryable or model.retries.attempts == 1:
-                raise
-            self.observer.retry(model.name, target.name, exc)
-            first_error = exc
+        """Attempts on the model's targets until one succeeds or the retry
+        policy gives up. Every attempt runs before the model's deadline (its
+        transport is given the time left) and through one tenacity policy:
+        once an attempt has failed, tenacity decides (retryable error,
+        attempts left, a pause that ends before the deadline) and the pause
+        is taken; a first attempt that succeeds costs the policy nothing."""
         policy = model.retries
-        remaining = policy.deadline - (time.monotonic() - started)
-        await asyncio.sleep(self._pause(model, tried, first_error, 1))
+        deadline = asyncio.get_running_loop().time() + policy.deadline
+        started = time.monotonic()
+        tried: list[Target] = []
+        retrying: AsyncRetrying | None = None
+        state: RetryCallState | None = None
+        while True:
+            try:
+                target = self._next_target(model, call, tried)
+                return await send(target, deadline), target
+            except GatewayError as exc:
+                if retrying is None or state is None:
+                    retrying = self._retrying(model, tried)
+                    retrying.begin()
+                    state = RetryCallState(retrying, None, (), {})
+                    state.start_time = started
+                state.set_exception((type(exc), exc, exc.__traceback__))
+                action = await retrying.iter(state)  # raises when the policy gives up
+            assert isinstance(action, DoSleep)
+            await asyncio.sleep(float(action))
+            state.prepare_for_next_attempt()
+
+    def _retrying(self, model: PublicModel, tried: list[Target]) -> AsyncRetrying:
+        """One request's retry policy, built at its first failure."""
+        policy = model.retries
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
             assert isinstance(error, GatewayError)
-            self.observer.retry(model.name, tried[-1].name, error)
-            return self._pause(model, tried, error, state.attempt_number + 1)
+            return self._pause(model, tried, error, state.attempt_number)
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts - 1) | stop_after_seconds(max(remaining, 0)),
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            assert isinstance(error, GatewayError)
+            self.observer.retry(model.name, tried[-1].name, error)
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline),
             wait=wait,
             retry=retry_if_exception(lambda e: isinstance(e, GatewayError) and e.retryable),
+            before_sleep=before_sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                target = self._next_target(model, call, tried)
-                return await send(target), target
-        raise first_error  # unreachable: tenacity returns or re-raises
 
     def _next_target(self, model: PublicModel, call: Call, tried: list[Target]) -> Target:
         """The best usable target not yet tried; else the best one tried (a retry)."""
@@ -298,12 +327,11 @@ class TargetStream:
     """The rest of a stream, in batches of chunks. Frees the target's slot and records the outcome
     when it ends, fails, or is closed early (the client went away)."""
 
-    __slots__ = ("_chunks", "_open", "_target", "_ttft")
+    __slots__ = ("_chunks", "_open", "_target")
 
-    def __init__(self, target: Target, chunks: AsyncIterator[Batch], ttft: float) -> None:
+    def __init__(self, target: Target, chunks: AsyncIterator[Batch]) -> None:
         self._target = target
         self._chunks = chunks
-        self._ttft = ttft
         self._open = True
 
     def __aiter__(self) -> TargetStream:
@@ -329,7 +357,7 @@ class TargetStream:
             self._open = False
             self._target.health.release()
             if error is None:
-                self._target.health.record_success(self._ttft)
+                self._target.health.record_success()
             else:
                 self._target.health.record_error(error)
 
@@ -364,6 +392,12 @@ def _filtered(result: Body) -> bool:
 
 
 def _unavailable(model: PublicModel) -> UpstreamUnavailableError:
+    """No target can take a request now; ``Retry-After`` says when one should
+    (a rested or broken target's time left), else 5 s (e.g. an engine loading)."""
+    now = time.monotonic()
+    waits = [t.health.usable_in(now) for t in model.targets if t.available()]
+    known = [wait for wait in waits if wait is not None]
     return UpstreamUnavailableError(
-        f"No backend of model '{model.name}' is available right now.", retry_after=5
+        f"No backend of model '{model.name}' is available right now.",
+        retry_after=min(known) if known else 5,
     )

@@ -18,12 +18,31 @@ UNREACHABLE_QUOTA = {"rpm": 1_000_000_000, "tpm": 1_000_000_000_000, "max_concur
 LITELLM_MASTER_KEY = "sk-bench-litellm"
 
 
+# The gateway's configurations under test, by subject name:
+#   gateway   an API key with in-memory rate limits (no Redis), the access log to a file
+#   plain     no key, no limits: the bare request path (the access log still to a file)
+#   deployed  the gateway's, plus the audit log with its default redaction
+#   aiohttp   the gateway's, with aiohttp's client as the upstream transport
+GATEWAY_VARIANTS = ("gateway", "plain", "deployed", "aiohttp")
+
+
 def gateway_bench_config(
-    upstream_base_url: str, upstream_model: str, access_log: Path
+    upstream_base_url: str, upstream_model: str, logs: Path, variant: str = "gateway"
 ) -> dict[str, Any]:
     """models.yaml for the gateway under test: one public model on one upstream,
-    an API key with in-memory rate limits (no Redis), the access log to a file.
-    Prometheus metrics are always on; audit and tracing stay off (opt-in features)."""
+    configured as ``variant`` says (``GATEWAY_VARIANTS``). Prometheus metrics are
+    always on; tracing stays off."""
+    config = _keyed_config(upstream_base_url, upstream_model, logs / f"{variant}-access.log")
+    if variant == "plain":
+        del config["auth"]
+    elif variant == "deployed":
+        config["audit"] = {"path": str(logs / "audit.jsonl")}
+    elif variant == "aiohttp":
+        config["providers"]["upstream"]["transport"] = "aiohttp"
+    return config
+
+
+def _keyed_config(upstream_base_url: str, upstream_model: str, access_log: Path) -> dict[str, Any]:
     return {
         "server": {"host": "127.0.0.1", "access_log": str(access_log)},
         "auth": {

@@ -15,8 +15,11 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
   (h) serve --workers 1 vs 2, unpinned: what a second worker adds
   (f) a real vLLM CPU engine on a tiny checkpoint: completion tokens/s
 
-``--smoke`` shrinks every load to seconds (CI); ``--compare litellm`` also
-measures LiteLLM's proxy (installed once in its own venv) the same way.
+``--smoke`` shrinks every load to seconds (CI); ``--compare`` also measures,
+the same way: the gateway's other configurations (``plain``: no key or
+limits; ``deployed``: plus the audit log; ``aiohttp``: aiohttp's client as the
+transport), a naive FastAPI + httpx pass-through (``fastapi``), and LiteLLM's
+proxy (``litellm``, installed once in its own venv).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks import report
-from tests.benchmarks.configs import with_cache, with_pii_guardrail
+from tests.benchmarks.configs import GATEWAY_VARIANTS, with_cache, with_pii_guardrail
 from tests.benchmarks.engine import through_engine
 from tests.benchmarks.feature_workloads import cache_hit, pii_overhead
 from tests.benchmarks.loads import FULL, SMOKE, Sizes
@@ -41,6 +44,7 @@ from tests.benchmarks.procs import Server
 from tests.benchmarks.subjects import (
     Subject,
     direct_subject,
+    start_fastapi_probe,
     start_gateway,
     start_litellm,
     start_mock,
@@ -61,10 +65,18 @@ WORKLOADS = "abcgijdehf"  # run in this order: the steady ones against one mock 
 SMOKE_WORKLOADS = "abcgeh"
 # (upstream base url, upstream model, log dir) -> a started subject
 Starter = Callable[[str, str, Path], Subject]
+
+
+def _gateway_starter(variant: str) -> Starter:
+    return lambda url, model, logs: start_gateway(logs, url, model, variant)
+
+
 STARTERS: dict[str, Starter] = {
-    "gateway": lambda url, model, logs: start_gateway(logs, url, model),
+    **{variant: _gateway_starter(variant) for variant in GATEWAY_VARIANTS},
+    "fastapi": lambda url, model, logs: start_fastapi_probe(logs, url, model),
     "litellm": lambda url, model, logs: start_litellm(logs, url, model),
 }
+COMPARABLE = [name for name in STARTERS if name != "gateway"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,13 +86,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--smoke", action="store_true", help="tiny counts, a few seconds (CI)")
-    parser.add_argument("--compare", default="", help="also measure: litellm")
+    parser.add_argument(
+        "--compare", default="", help=f"also measure, e.g. plain,deployed: {','.join(COMPARABLE)}"
+    )
     parser.add_argument("--only", default="", help="workloads to run, e.g. a,b,c")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     args = parser.parse_args(argv)
     args.compare = [c for c in args.compare.split(",") if c]
-    if any(c not in STARTERS or c == "gateway" for c in args.compare):
-        parser.error("--compare takes: litellm")
+    if any(c not in COMPARABLE for c in args.compare):
+        parser.error(f"--compare takes: {','.join(COMPARABLE)}")
     selected = args.only.replace(",", "") or (SMOKE_WORKLOADS if args.smoke else WORKLOADS)
     if any(w not in WORKLOADS for w in selected):
         parser.error(f"--only takes workloads among {','.join(WORKLOADS)}")
@@ -109,7 +123,7 @@ def run_against_mock(
             print("(d) soak", flush=True)
             results.append(soak(starter("gateway"), sizes))
             if len(subjects) > 1:
-                results[-1].notes.append("soak measures the gateway only (LiteLLM: hours)")
+                results[-1].notes.append("soak measures the gateway only")
         if "h" in workloads:
             print("(h) scaling", flush=True)
             results.append(

@@ -10,8 +10,16 @@ import orjson
 
 from tests.benchmarks.workloads import Metric, WorkloadResult
 
-COMPARED = ("gateway", "litellm")
-LABELS = {"direct": "Direct", "gateway": "Gateway", "litellm": "LiteLLM"}
+COMPARED = ("gateway", "plain", "deployed", "aiohttp", "fastapi", "litellm")
+LABELS = {
+    "direct": "Direct",
+    "gateway": "Gateway",
+    "plain": "Gateway, plain",
+    "deployed": "Gateway as deployed",
+    "aiohttp": "Gateway, aiohttp transport",
+    "fastapi": "FastAPI + httpx",
+    "litellm": "LiteLLM",
+}
 
 
 def number(value: float | None) -> str:

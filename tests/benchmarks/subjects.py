@@ -1,5 +1,6 @@
-"""What a run measures: the mock upstream (``direct``), the gateway as deployed,
-and, with ``--compare litellm``, LiteLLM's proxy, each started the same way."""
+"""What a run measures: the mock upstream (``direct``), the gateway (and, with
+``--compare``, its other configurations), a naive FastAPI + httpx pass-through
+and LiteLLM's proxy, each started the same way."""
 
 from __future__ import annotations
 
@@ -63,13 +64,14 @@ def start_gateway(
     workers: int | None = None,
     features: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Subject:
-    """``python -m gateway serve`` alone on the gateway core, as deployed; with
-    ``workers``, ``serve --workers N`` free to use every core; ``features``
-    switches more on (``configs.with_pii_guardrail``, ``configs.with_cache``)."""
+    """``python -m gateway serve`` alone on the gateway core, configured as
+    ``name`` says (``configs.GATEWAY_VARIANTS``); with ``workers``,
+    ``serve --workers N`` free to use every core; ``features`` switches more on
+    (``configs.with_pii_guardrail``, ``configs.with_cache``)."""
     port = free_port()
-    config = gateway_bench_config(
-        upstream_base_url, upstream_model, log_dir / f"{name}-{port}-access.log"
-    )
+    variant_dir = log_dir / f"{name}-{port}"
+    variant_dir.mkdir()
+    config = gateway_bench_config(upstream_base_url, upstream_model, variant_dir, name)
     if features is not None:
         config = features(config)
     config_path = log_dir / f"{name}-{port}.yaml"
@@ -81,7 +83,8 @@ def start_gateway(
         args += ["--workers", str(workers)]
     server = Server(name, args, port, log_dir)
     server.wait_ready("/health", timeout=30)
-    return Subject(name, server.url + "/v1", PUBLIC_MODEL, gateway_client_headers(), server)
+    headers = {} if name == "plain" else gateway_client_headers()
+    return Subject(name, server.url + "/v1", PUBLIC_MODEL, headers, server)
 
 
 def direct_subject(mock: Server, model: str) -> Subject:
@@ -129,3 +132,17 @@ def start_litellm(
     server = Server(name, pinned(GATEWAY_CORE, args), port, log_dir, env=LITELLM_ENV)
     server.wait_ready("/health/liveliness", timeout=180)
     return Subject(name, server.url + "/v1", PUBLIC_MODEL, litellm_client_headers(), server)
+
+
+def start_fastapi_probe(log_dir: Path, upstream_base_url: str, upstream_model: str) -> Subject:
+    """The naive alternative the gateway's design was measured against: FastAPI
+    on uvicorn forwarding each request with httpx (``fastapi_probe``)."""
+    port = free_port()
+    args = python_module(
+        "tests.benchmarks.fastapi_probe",
+        *("--port", str(port), "--upstream", upstream_base_url, "--model", PUBLIC_MODEL),
+        *("--upstream-model", upstream_model),
+    )
+    server = Server("fastapi", pinned(GATEWAY_CORE, args), port, log_dir)
+    server.wait_ready("/health", timeout=60)
+    return Subject("fastapi", server.url + "/v1", PUBLIC_MODEL, {}, server)

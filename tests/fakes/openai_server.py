@@ -15,6 +15,7 @@ Behaviour:
   {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
+- ``--api-key K``: /v1/ calls without ``Authorization: Bearer K`` get OpenAI's 401.
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks; ``[chunks:A|B|C]`` answers
   exactly ``ABC`` (no name prefix), streamed as the pieces ``A``, ``B``, ``C``.
@@ -268,8 +269,23 @@ async def control(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def make_app(name: str, usage: bool = True, seed: int = 0) -> web.Application:
-    app = web.Application()
+def require_key(api_key: str) -> Any:
+    """A middleware answering 401, as OpenAI does, to /v1/ calls without ``api_key``."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if request.path.startswith("/v1/") and given != f"Bearer {api_key}":
+            return _error(401, "Incorrect API key provided.", code="invalid_api_key")
+        return await handler(request)
+
+    return check
+
+
+def make_app(
+    name: str, usage: bool = True, seed: int = 0, api_key: str | None = None
+) -> web.Application:
+    app = web.Application(middlewares=[require_key(api_key)] if api_key else [])
     app[STATE] = {
         "name": name,
         "usage": usage,
@@ -295,9 +311,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="fake")
     parser.add_argument("--no-usage", action="store_true")
+    parser.add_argument("--api-key", default=None, help="answer 401 to /v1/ calls without it")
     args = parser.parse_args()
     web.run_app(
-        make_app(args.name, usage=not args.no_usage),
+        make_app(args.name, usage=not args.no_usage, api_key=args.api_key),
         host="127.0.0.1",
         port=args.port,
         print=None,

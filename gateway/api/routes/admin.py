@@ -68,7 +68,11 @@ async def reload_config(request: web.Request) -> web.Response:
 
 
 async def list_targets(request: web.Request) -> web.Response:
-    """Not in OpenAI's API: each backend's breaker state, load and last error."""
+    """Not in OpenAI's API: each backend's breaker state, load and last error.
+    Backends' names and errors are for operators: once the gateway has keys,
+    only an admin key may read them."""
+    if not request.app[STATE].access.policy.authenticator.open:
+        _require_admin(request)
     targets = request.app[STATE].router.targets()
     payload = {
         "object": "list",

@@ -5,6 +5,7 @@ answers from the cache), and serializes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import aclosing
 from typing import Any
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from gateway.access.control import FreeGrant, Grant
 from gateway.api.exchange import Exchange
-from gateway.api.parsing import read_request
+from gateway.api.parsing import LARGE_BODY_BYTES, read_request
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gateway.api.relay import SSE_HEADERS, Batch, Batches, StreamRelay, finish_result
 from gateway.api.state import RECORD, STATE
@@ -41,6 +42,8 @@ async def _generate(
     record.model = parsed.model
     record.request_body = body
     async with state.access.admit(request, parsed, body) as grant:
+        if (request.content_length or 0) > LARGE_BODY_BYTES:
+            await asyncio.sleep(0)  # after counting its prompt, before sending it on
         model = state.router.resolve(parsed.model)
         exchange = await Exchange.open(request, operation, parsed.model, body)
         if parsed.stream:

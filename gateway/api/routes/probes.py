@@ -45,13 +45,13 @@ async def ready(request: web.Request) -> web.Response:
     else:
         status, code = "not_ready", 503
     payload: dict[str, Any] = {"status": status, "models": models}
-    if state.engines is not None and state.engines.manager is not None:
+    if state.engines is not None and state.engines.handles:
         payload["engines"] = state.engines.snapshot()
     return web.Response(body=orjson.dumps(payload), content_type=JSON, status=code)
 
 
 async def _target_ready(target: Any) -> bool:
-    return bool(target.available()) and await target.adapter.health()
+    return bool(target.available()) and await target.adapter.health() is None
 
 
 async def metrics(request: web.Request) -> web.Response:

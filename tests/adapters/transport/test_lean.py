@@ -1,88 +1,60 @@
-"""The lean upstream client: keep-alive reuse, streams, stale connections, errors."""
+"""What the lean transport does beyond the shared contract (test_conformance.py):
+the upstream's own keep-alive hint, a bounded pool, one idle timer per stream."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
-from adapters.errors import UpstreamUnavailableError
-from adapters.transport.lean import FastPool, StreamedResponse
-from tests.helpers import FakeUpstream, free_port
+from adapters.config import Timeouts
+from adapters.errors import UpstreamTimeoutError
+from adapters.transport.base import StreamedResponse
+from adapters.transport.lean import LeanTransport
+from adapters.transport.settings import TransportSettings
+from tests.fakes.raw_http import JSON_BODY, RawServer
+from tests.helpers import FakeUpstream
 
-BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "a b c"}]})
-STREAM = orjson.dumps(
-    {"model": "m", "messages": [{"role": "user", "content": "a b c"}], "stream": True}
-)
+TIMEOUTS = Timeouts(connect=2, first_token=5, idle=2, total=10)
 
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstream]:
-    server = FakeUpstream(tmp_path_factory.mktemp("fasthttp"), "fast")
+    server = FakeUpstream(tmp_path_factory.mktemp("lean"), "lean")
     yield server
     server.stop()
 
 
-def pool_for(upstream: FakeUpstream) -> FastPool:
-    return FastPool(upstream.url, {"Authorization": "Bearer k"}, 4, "fake")
+def lean(**options: object) -> LeanTransport:
+    return LeanTransport(TransportSettings(what="upstream test", trust_env=False, **options))  # type: ignore[arg-type]
 
 
-async def test_posts_reuse_one_connection(upstream: FakeUpstream) -> None:
-    pool = pool_for(upstream)
-    for _ in range(5):
-        status, _, raw = await pool.post(upstream.base_url + "/chat/completions", BODY, 1)
-        assert status == 200 and orjson.loads(raw)["choices"][0]["message"]["content"]
-    assert (pool._size, len(pool._idle)) == (1, 1)
-    assert upstream.requests()[-1]["headers"]["authorization"] == "Bearer k"
-    pool.close()
+async def test_the_upstreams_keep_alive_timeout_is_honoured() -> None:
+    server = await RawServer().start()
+    transport = lean(keepalive_expiry=30)
+    url = server.base_url + "/keepalive-hint"  # Keep-Alive: timeout=1
+    assert (await transport.request("POST", url, b"{}", TIMEOUTS)).body == JSON_BODY
+    assert (await transport.request("POST", url, b"{}", TIMEOUTS)).body == JSON_BODY
+    await asyncio.sleep(0.7)  # past the hint less its margin, though the server still holds it
+    assert (await transport.request("POST", url, b"{}", TIMEOUTS)).body == JSON_BODY
+    await transport.aclose()
+    await server.stop()
+    assert server.connections == 2
 
 
-async def test_streams_are_read_as_they_arrive_and_reuse_the_connection(
-    upstream: FakeUpstream,
-) -> None:
-    pool = pool_for(upstream)
-    for _ in range(3):
-        response = await pool.stream(upstream.base_url + "/chat/completions", STREAM, 1, 1)
-        assert response.status == 200
-        body = b""
-        while b"data: [DONE]" not in body:
-            piece = await response.read_some()
-            assert piece, "the body ended before [DONE]"
-            body += piece
-        response.release()
-        assert body.count(b"data: {") == 5  # 4 words + stop
-    # The message's last bytes may land after [DONE] (so a stream that starts at
-    # once may open a second connection); each connection still goes back.
-    for _ in range(50):
-        if len(pool._idle) == pool._size:
-            break
-        await asyncio.sleep(0.01)
-    assert 1 <= len(pool._idle) == pool._size <= 2
-    pool.close()
-
-
-async def test_a_stale_idle_connection_is_replaced(tmp_path: Path) -> None:
-    server = FakeUpstream(tmp_path, "stale")
-    pool = pool_for(server)
-    url = server.base_url + "/chat/completions"
-    assert (await pool.post(url, BODY, 1))[0] == 200
-    server.stop()  # the idle connection dies with the server
-    # The dead idle connection is dropped, not written to; a new one is refused.
-    with pytest.raises(UpstreamUnavailableError):
-        await pool.post(url, BODY, 1)
-    assert pool._size == 0
-    pool.close()
-
-
-async def test_unreachable_is_unavailable() -> None:
-    origin = f"http://127.0.0.1:{free_port()}"
-    pool = FastPool(origin, {}, 2, "nowhere")
-    with pytest.raises(UpstreamUnavailableError):
-        await pool.post(origin + "/v1/x", BODY, 1)
-    assert pool._size == 0
+async def test_requests_beyond_the_pool_wait_for_a_connection() -> None:
+    server = await RawServer().start()
+    transport = lean(max_connections=1)
+    url = server.base_url + "/chunked"  # 30 ms per answer
+    answers = await asyncio.gather(
+        *(transport.request("POST", url, b"{}", TIMEOUTS) for _ in range(4))
+    )
+    await transport.aclose()
+    await server.stop()
+    assert [a.body for a in answers] == [JSON_BODY] * 4
+    assert server.connections == 1
 
 
 def _slow_stream(words: int) -> bytes:
@@ -102,24 +74,27 @@ async def _read_all(response: StreamedResponse) -> bytes:
 async def test_a_steady_stream_outlasts_its_idle_limit(upstream: FakeUpstream) -> None:
     # Eight gaps of 0.2 s under an idle limit of 0.5 s: 1.6 s in all, so the
     # one idle timer fires mid-stream and must see that data kept coming.
-    pool = pool_for(upstream)
+    transport = lean()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    response = await pool.stream(upstream.base_url + "/chat/completions", _slow_stream(8), 1, 0.5)
+    timeouts = TIMEOUTS.model_copy(update={"idle": 0.5})
+    url = upstream.base_url + "/chat/completions"
+    response = await transport.stream("POST", url, _slow_stream(8), timeouts)
     body = await _read_all(response)
     response.release()
+    await transport.aclose()
     assert loop.time() - started > 1.0
     assert body.count(b"data: {") >= 9 and body.endswith(b"data: [DONE]\n\n")
-    pool.close()
 
 
 async def test_a_gap_longer_than_the_idle_limit_times_out(upstream: FakeUpstream) -> None:
-    pool = pool_for(upstream)
-    response = await pool.stream(upstream.base_url + "/chat/completions", _slow_stream(3), 1, 0.1)
+    transport = lean()
+    timeouts = TIMEOUTS.model_copy(update={"idle": 0.1})
+    url = upstream.base_url + "/chat/completions"
+    response = await transport.stream("POST", url, _slow_stream(3), timeouts)
     started = asyncio.get_running_loop().time()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(UpstreamTimeoutError):
         await _read_all(response)
     assert asyncio.get_running_loop().time() - started < 0.5
     response.close()
-    assert pool._size == 0
-    pool.close()
+    await transport.aclose()

@@ -114,3 +114,30 @@ def test_an_existing_reasoning_content_is_kept() -> None:
 def test_results_without_choices_pass_unchanged() -> None:
     usage_only = {"choices": [], "usage": {"total_tokens": 3}}
     assert rename_reasoning(dict(usage_only)) == usage_only
+
+
+def test_a_line_that_never_ends_stops_at_the_event_limit() -> None:
+    events = SSEEvents(max_event_bytes=1_000_000, what="upstream u")
+    events.feed(b'data: {"a": "')
+    piece = b"x" * 65536
+    fed = 0
+    with pytest.raises(UpstreamError, match="max_event_bytes"):
+        for _ in range(1000):  # 64 MB offered; refused after about 1 MB
+            events.feed(piece)
+            fed += 1
+    assert 14 <= fed <= 16
+
+
+def test_a_long_event_cut_in_many_pieces_is_joined_once() -> None:
+    events = SSEEvents()
+    line = b"data: " + b"y" * 2_000_000 + b"\n\n"
+    pieces = [line[i : i + 1000] for i in range(0, len(line), 1000)]
+    found = [event for piece in pieces for event in events.feed(piece)]
+    assert found == [b"y" * 2_000_000]
+
+
+def test_data_lines_of_one_event_count_together_against_the_limit() -> None:
+    events = SSEEvents(max_event_bytes=1000, what="upstream u")
+    assert events.feed(b"data: " + b"a" * 600 + b"\n") == []
+    with pytest.raises(UpstreamError, match="larger than the limit of 1000 bytes"):
+        events.feed(b"data: " + b"b" * 600 + b"\n")

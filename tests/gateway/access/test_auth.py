@@ -226,6 +226,19 @@ def test_admin_endpoints_need_an_admin_key(secured: Gateway) -> None:
         assert secret not in listing.text
 
 
+def test_targets_are_for_admins_once_keys_are_configured(
+    secured: Gateway, gateway: Gateway
+) -> None:
+    url = secured.base_url + "/gateway/targets"
+    assert httpx.get(url).status_code == 401
+    team = httpx.get(url, headers={"Authorization": f"Bearer {TEAM_KEY}"})
+    assert team.status_code == 403 and team.json()["error"]["code"] == "admin_only"
+    admin = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert admin.status_code == 200 and admin.json()["data"][0]["id"] == "alpha/m1"
+    # An open gateway (no keys) shows them to anyone, as its models.
+    assert httpx.get(gateway.base_url + "/gateway/targets").status_code == 200
+
+
 def test_admin_key_cannot_call_models(secured: Gateway) -> None:
     with pytest.raises(openai.PermissionDeniedError):
         client(secured, ADMIN_KEY).chat.completions.create(model="chat", messages=USER)

@@ -174,3 +174,51 @@ def test_check_fails_with_the_problem_on_stderr(tmp_path: Path) -> None:
         in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+CONNECTION_SHAPE = """\
+routing:
+  transport: aiohttp
+  max_event_bytes: 1048576
+providers:
+  corp:
+    kind: openai
+    base_url: https://llm.corp.example/v1
+    transport: lean
+    keepalive_expiry: 3
+    tls: {ca_bundle: /etc/corp-ca.pem, client_cert: /etc/gw.pem, client_key: /etc/gw.key}
+    proxy: http://proxy.corp.example:3128
+  plain:
+    kind: openai
+    base_url: http://10.0.0.2:8000/v1
+models:
+  m:
+    targets: [{provider: corp, model: x}, {provider: plain, model: y}]
+"""
+
+
+def test_connection_settings_load_and_routing_gives_the_defaults() -> None:
+    config = parse_config(CONNECTION_SHAPE, env={})
+    corp, plain = config.provider("corp"), config.provider("plain")
+    assert (corp.transport, corp.keepalive_expiry, corp.max_event_bytes) == ("lean", 3, 1048576)
+    assert corp.tls.ca_bundle == "/etc/corp-ca.pem" and corp.tls.verify
+    assert corp.proxy == "http://proxy.corp.example:3128"
+    assert (plain.transport, plain.keepalive_expiry) == ("aiohttp", 4.0)
+    assert plain.max_response_bytes == 64 * 1024 * 1024
+
+
+def test_header_values_with_line_breaks_are_refused_at_load() -> None:
+    shape = CORE_SHAPE.replace(
+        "    api_key: ${DEEPSEEK_API_KEY}\n",
+        '    headers: {X-Team: "a\\r\\nX-Injected: 1"}\n',
+    )
+    (problem,) = problems(shape)
+    assert problem.startswith("providers.deepseek.headers:")
+    assert "line break" in problem and problem.endswith("line 6")
+
+
+def test_bad_proxy_and_tls_settings_name_their_path() -> None:
+    shape = CONNECTION_SHAPE.replace("http://proxy.corp", "socks5://proxy.corp")
+    assert problems(shape)[0].startswith("providers.corp.proxy:")
+    shape = CONNECTION_SHAPE.replace("client_cert: /etc/gw.pem, ", "")
+    assert problems(shape)[0].startswith("providers.corp.tls:")

@@ -22,8 +22,9 @@ def test_the_demo_serves_minilm_on_the_pooling_runner_offline(tmp_path: Path) ->
     path = minilm_path()
     assert path is not None
     config = demo_config({"llama3": tmp_path / "llama3"}, embedding=path)
-    assert list(config.models) == ["tiny-llama3", EMBEDDING_MODEL]
-    engine = config.engines[EMBEDDING_MODEL]
+    assert list(config.models) == ["llama3", EMBEDDING_MODEL]
+    assert config.models[EMBEDDING_MODEL].targets[0].engine == "minilm-local"
+    engine = config.engines["minilm-local"]
     assert engine.family == "embedding" and engine.env["HF_HUB_OFFLINE"] == "1"
     argv = build_command(engine, port=1234, python="python").argv
     assert argv[argv.index("--runner") + 1] == "pooling"

@@ -4,6 +4,7 @@ and clients use them through the gateway with the official openai SDK."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -32,8 +33,9 @@ TOOLS = [
             "description": "Current weather of a city",
             "parameters": {
                 "type": "object",
-                "properties": {"city": {"type": "string"}},
+                "properties": {"city": {"enum": ["Paris", "Rome", "Lima"]}},
                 "required": ["city"],
+                "additionalProperties": False,
             },
         },
     }
@@ -64,6 +66,8 @@ def test_ready_shows_each_engine_state(engines_gateway: EngineGateway) -> None:
         assert payload["models"][name]["ready"] is True
     assert engines["broken"]["state"] == "failed"
     assert payload["models"]["broken"]["ready"] is False
+    # No file paths: /ready is open to probes, and paths tell outsiders about the host.
+    assert "engine-logs" not in json.dumps(payload) and "log_file" not in engines["broken"]
     # One model is down: still serving the others (a load balancer keeps the
     # replica), and /ready says which; ?strict says not every model is up.
     assert payload["status"] == "degraded"
@@ -251,18 +255,34 @@ def test_reasoning_content_is_split_in_streams(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.parametrize("model", ["tiny-llama3", "tiny-qwen2"])
-def test_tools_are_accepted_under_tool_presets(client: openai.OpenAI, model: str) -> None:
-    completion = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=TOOLS,
-        tool_choice="auto",
-        max_tokens=24,
-    )
-    choice = completion.choices[0]
-    assert choice.finish_reason in ("stop", "length", "tool_calls")
-    for call in choice.message.tool_calls or []:
-        assert call.function.name == "get_weather"
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_forced_tool_call_comes_back_parsed(
+    client: openai.OpenAI, model: str, stream: bool
+) -> None:
+    # A tool_choice naming the function makes vLLM decode its arguments under
+    # the tool's JSON schema, so even random weights produce a valid call.
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": TOOLS,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "max_tokens": 64,
+    }
+    if stream:
+        name, arguments, ids = "", "", set()
+        for chunk in client.chat.completions.create(**request, stream=True):
+            for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                name += call.function.name or "" if call.function else ""
+                arguments += call.function.arguments or "" if call.function else ""
+                ids |= {call.id} if call.id else set()
+        assert len(ids) == 1
+    else:
+        message = client.chat.completions.create(**request).choices[0].message
+        (call,) = message.tool_calls or []
+        name, arguments = call.function.name, call.function.arguments
+        assert call.type == "function" and call.id
+    assert name == "get_weather"
+    assert json.loads(arguments)["city"] in ("Paris", "Rome", "Lima")
 
 
 def test_tools_are_refused_without_a_tool_preset(client: openai.OpenAI) -> None:

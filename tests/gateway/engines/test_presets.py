@@ -149,3 +149,11 @@ def test_default_sampling_is_the_preset_overridden_by_the_engine() -> None:
     engine = EngineConfig(model="m", family="deepseek-r1", sampling={"temperature": 0.3})
     assert default_sampling(engine) == {**PRESETS["deepseek-r1"].sampling, "temperature": 0.3}
     assert default_sampling(EngineConfig(model="m", family="qwen2")) == {}
+
+
+def test_the_gateways_own_metrics_directory_stays_out_of_an_engines_environment() -> None:
+    engine = EngineConfig(model="/m", family="llama3", env={"HF_HOME": "/models"})
+    base = {"PROMETHEUS_MULTIPROC_DIR": "/tmp/gateway-metrics", "PATH": "/usr/bin"}
+    env = engine_env(engine, base)
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    assert env["PATH"] == "/usr/bin" and env["HF_HOME"] == "/models"

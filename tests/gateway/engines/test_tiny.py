@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.engines.demo import demo_config
 from gateway.engines.tiny import ARCHITECTURES, build_checkpoint, is_built
+from tests.helpers import ROOT
 
 TOOLS = [
     {
@@ -94,3 +96,13 @@ def test_the_llama3_template_uses_header_tokens_and_tools(built: dict[str, Path]
     assert '"name": "get_weather"' in prompt and "Be brief.<|eot_id|>" in prompt
     assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert tok.eos_token == "<|eot_id|>"
+
+
+def test_the_demo_serves_the_public_names_the_readme_uses(tmp_path: Path) -> None:
+    paths = {family: tmp_path / family for family in ("llama3", "qwen2", "deepseek-r1")}
+    config = demo_config(paths)
+    assert set(config.models) == {"llama3", "qwen2", "deepseek-r1"}
+    assert config.models["qwen2"].targets[0].engine == "qwen2-local"
+    readme = (ROOT / "README.md").read_text()
+    assert '"model": "qwen2"' in readme and 'model="qwen2"' in readme
+    assert "serves them as `llama3`, `qwen2` and\n`deepseek-r1`" in readme

@@ -264,10 +264,13 @@ def test_findings_are_counted_and_audited_without_values(
     assert metrics.value(name, guardrail="pii-block", action="block") >= 1
     deadline = time.monotonic() + 10
     entries: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and len(entries) < 2:
-        text = audit.read_text() if audit.exists() else ""
-        entries = [orjson.loads(line) for line in text.splitlines() if "guardrails" in line]
+    # The writer drains on a timer: wait for this test's last request (the IBAN block).
+    last = '"guardrail":"pii-block","stage":"input","action":"block","kind":"IBAN"'
+    while time.monotonic() < deadline and last not in (
+        text := audit.read_text() if audit.exists() else ""
+    ):
         time.sleep(0.1)
+    entries = [orjson.loads(line) for line in text.splitlines() if "guardrails" in line]
     text = audit.read_text()
     assert [value for value in PII.values() if value in text] == []
     kinds = {f["kind"] for e in entries for f in e["guardrails"] if f["guardrail"] == "pii"}

@@ -84,7 +84,10 @@ def test_a_file_rotated_away_by_another_writer_is_reopened(tmp_path: Path) -> No
     second.start()
     first.write(_record(1, "one"))
     second.write(_record(2, "two"))
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (path.exists() and len(_entries([path])) == 2):
+        time.sleep(0.02)  # both writers have written their first entry
+    assert len(_entries([path])) == 2
     path.rename(tmp_path / "audit.jsonl.20000101T000000.000000Z")  # another worker rotated
     first.write(_record(3, "three"))
     second.write(_record(4, "four"))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from typing import Any
 
 from gateway.config.schema import BreakerConfig
-from gateway.routing.balancing import RoundRobin, SessionAffinity, WeightedRandom
+from gateway.routing.balancing import LowestLatency, RoundRobin, SessionAffinity, WeightedRandom
 from gateway.routing.health import TargetHealth
 from gateway.routing.target import Target
 
@@ -48,3 +49,27 @@ def test_smooth_round_robin_interleaves() -> None:
     pool = targets("a", weight=2.0) + targets("b")
     rr = RoundRobin(pool, random.Random(0))
     assert [rr.order(pool, None)[0].name for _ in range(6)] == ["a", "b", "a", "a", "b", "a"]
+
+
+def test_latency_ranks_by_time_to_first_token_and_learns_the_unmeasured_first() -> None:
+    slow, fast, new = targets("slow", "fast", "new")
+    now = time.monotonic()
+    slow.health.record_ttft(0.8, now)
+    fast.health.record_ttft(0.1, now)
+    # A non-streamed answer's latency never stands in for a measured TTFT.
+    fast.health.record_success(latency=5.0)
+    balancer = LowestLatency([slow, fast, new], random.Random(0))
+    assert [t.name for t in balancer.order([slow, fast, new], None)] == ["new", "fast", "slow"]
+    new.health.record_success(latency=0.3)  # only non-streamed answers: ranked by their latency
+    assert [t.name for t in balancer.order([slow, fast, new], None)] == ["fast", "new", "slow"]
+
+
+def test_latency_gives_a_target_measured_slow_another_chance_later() -> None:
+    slow, fast = targets("slow", "fast")
+    now = time.monotonic()
+    slow.health.record_ttft(2.0, now - LowestLatency.STALE_AFTER - 1)
+    fast.health.record_ttft(0.1, now)
+    balancer = LowestLatency([slow, fast], random.Random(0))
+    assert balancer.order([slow, fast], None)[0] is slow  # its measure is stale: probe it
+    slow.health.record_ttft(2.0, time.monotonic())
+    assert balancer.order([slow, fast], None)[0] is fast

@@ -49,9 +49,9 @@ def test_half_open_admits_one_probe() -> None:
 async def test_one_missed_health_check_is_not_an_outage() -> None:
     class Flaky:
         def __init__(self) -> None:
-            self.answers = [False, True, False, False, True]
+            self.answers: list[str | None] = ["unreachable", None, "HTTP 503", "HTTP 503", None]
 
-        async def health(self) -> bool:
+        async def health(self) -> str | None:
             return self.answers.pop(0)
 
     adapter: Any = Flaky()
@@ -60,9 +60,9 @@ async def test_one_missed_health_check_is_not_an_outage() -> None:
     seen = []
     for _ in range(5):
         await checker.check_once()
-        seen.append(target.health.checked_healthy)
+        seen.append((target.health.checked_healthy, target.health.check_error))
     # One miss changes nothing; two in a row mark it down; one success brings it back.
-    assert seen == [None, True, True, False, True]
+    assert seen == [(None, None), (True, None), (True, None), (False, "HTTP 503"), (True, None)]
 
 
 def test_a_refused_request_is_not_held_against_the_backend() -> None:

@@ -160,7 +160,11 @@ def test_health_checks_skip_a_dead_backend_without_traffic(tmp_path: Path, up: d
         assert state["spare/m"]["healthy"] is False and state["a/m"]["healthy"] is True
         targets = {chat(gateway, "pair").headers["x-gateway-target"] for _ in range(6)}
         assert targets == {"a/m"}
-        assert state["spare/m"]["requests"] == 0
+        after = {
+            t["id"]: t for t in httpx.get(gateway.base_url + "/gateway/targets").json()["data"]
+        }
+        assert after["spare/m"]["requests"] == 0 and after["a/m"]["requests"] == 6
+        assert after["spare/m"]["health_check_error"] == f"upstream {spare.base_url} is unreachable"
     finally:
         gateway.stop()
 
@@ -281,3 +285,41 @@ def test_sdk_never_sees_the_failover(tmp_path: Path, up: dict) -> None:
         assert asyncio.run(run()) == ["a: hello there world"] * 20
     finally:
         gateway.stop()
+
+
+def test_rejected_credentials_mark_a_target_unhealthy(tmp_path: Path) -> None:
+    locked = FakeUpstream(tmp_path, "locked", api_key="sk-right")
+    config = {
+        "providers": {
+            "wrong": {"kind": "openai", "base_url": locked.base_url, "api_key": "sk-wrong"},
+            "right": {"kind": "openai", "base_url": locked.base_url, "api_key": "sk-right"},
+        },
+        "models": {
+            "m": {
+                "targets": [
+                    {"provider": "wrong", "model": "m"},
+                    {"provider": "right", "model": "m"},
+                ]
+            }
+        },
+        "routing": {"health_check_interval": 0.2},
+    }
+    gateway = Gateway(tmp_path, config)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            state = {
+                t["id"]: t for t in httpx.get(gateway.base_url + "/gateway/targets").json()["data"]
+            }
+            if state["wrong/m"]["healthy"] is False:
+                break
+            time.sleep(0.1)
+        assert state["wrong/m"]["healthy"] is False
+        assert state["wrong/m"]["health_check_error"] == "credentials rejected (HTTP 401)"
+        assert state["right/m"]["healthy"] is True
+        assert state["right/m"]["health_check_error"] is None
+        # Requests go to the target whose key works.
+        assert {chat(gateway, "m").headers["x-gateway-target"] for _ in range(4)} == {"right/m"}
+    finally:
+        gateway.stop()
+        locked.stop()

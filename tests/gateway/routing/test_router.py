@@ -62,6 +62,16 @@ def retry_gateway(
             "targets": [{"provider": "a", "model": "m"}],
             "retries": {"attempts": 5, "deadline": 1.5},
         },
+        # Long transport timeouts, a short deadline: the deadline must end the attempt.
+        "bounded": {
+            "targets": [{"provider": "a", "model": "m"}],
+            "timeouts": {"first_token": 30, "total": 30},
+            "retries": {"attempts": 3, "deadline": 0.8},
+        },
+        "fastest": {
+            "targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
+            "strategy": "latency",
+        },
         "ondead": {
             "targets": [{"provider": "dead", "model": "m"}, {"provider": "a", "model": "m"}],
             "strategy": "round-robin",
@@ -144,9 +154,52 @@ def test_deadline_stops_new_attempts(retry_gateway: Gateway, up: dict) -> None:
     response = chat(retry_gateway, "deadline")
     elapsed = time.monotonic() - started
     assert response.status_code == 504
-    # Each attempt gives up after 1 s (total); no new one after 1.5 s.
+    # The first attempt gives up after 1 s (total), the second at the deadline (1.5 s).
     assert seen(up["a"]) == 2
-    assert elapsed < 3.5
+    assert 1.4 < elapsed < 2.2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_deadline_ends_the_first_attempt_too(
+    retry_gateway: Gateway, up: dict, stream: bool
+) -> None:
+    up["a"].faults({"hang": 5})
+    started = time.monotonic()
+    response = chat(retry_gateway, "bounded", body={"stream": stream})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.json()["error"]["type"] == "timeout"
+    assert 0.7 < elapsed < 1.5
+    assert seen(up["a"]) == 1
+
+
+def test_a_pause_that_would_end_past_the_deadline_is_not_taken(
+    retry_gateway: Gateway, up: dict
+) -> None:
+    up["a"].faults({"status": 429, "retry_after": 2})
+    started = time.monotonic()
+    response = chat(retry_gateway, "bounded")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "2"
+    assert time.monotonic() - started < 0.7
+    assert seen(up["a"]) == 1
+
+
+def test_latency_sends_streams_to_the_target_first_to_answer(
+    retry_gateway: Gateway, up: dict
+) -> None:
+    up["b"].faults(*[{"delay": 0.25}] * 30)  # b takes 0.25 s to its first chunk
+    served = {"a": 0, "b": 0}
+    for _ in range(12):
+        response = chat(retry_gateway, "fastest", body={"stream": True})
+        assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+        served[response.headers["X-Gateway-Target"].split("/")[0]] += 1
+    # Each target is measured once; from then on the fast one takes the streams.
+    assert served["b"] <= 2 and served["a"] >= 10
+    states = {
+        t["id"]: t for t in httpx.get(retry_gateway.base_url + "/gateway/targets").json()["data"]
+    }
+    assert states["b/m"]["ewma_ttft_ms"] > 200 > states["a/m"]["ewma_ttft_ms"]
 
 
 def test_stream_retried_before_first_byte(retry_gateway: Gateway, up: dict) -> None:
