@@ -17,6 +17,8 @@ from adapters.anthropic.format import (
     to_anthropic_request,
 )
 from adapters.anthropic.stream import AnthropicStream
+from adapters.continuation import prefill_continuation
+from adapters.base import Partial
 from adapters.client import Batch, FailedStream, ProviderClient, transport_settings
 from adapters.config import AnthropicProviderConfig, Timeouts
 from adapters.translation import Body, unsupported_endpoint
@@ -71,6 +73,9 @@ class AnthropicAdapter:
         self, body: Body, timeouts: Timeouts, deadline: float | None = None
     ) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/embeddings")
+
+    def continuation(self, operation: str, body: Body, partial: Partial) -> Body | None:
+        return prefill_continuation(operation, body, partial)
 
     async def list_models(self) -> list[str]:
         data = (await self._client.get(self._base + "/models")).get("data", [])

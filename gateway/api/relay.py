@@ -12,7 +12,7 @@ from aiohttp import web
 
 from adapters.errors import GatewayError
 from gateway.observability.logs import AccessRecord
-from gateway.routing.router import TargetStream
+from gateway.routing.streams import BatchStream
 from gateway.tokens import TokenCounter
 
 Body = dict[str, Any]
@@ -134,7 +134,7 @@ class StreamRelay:
                 )
         return None
 
-    async def run(self, response: web.StreamResponse, first: Batch, rest: TargetStream) -> None:
+    async def run(self, response: web.StreamResponse, first: Batch, rest: BatchStream) -> None:
         """Send each batch in one write (a burst that arrived together leaves
         together); the last batch leaves with the end of the response."""
         last = b""
@@ -154,15 +154,20 @@ class StreamRelay:
             # The status line is gone: the failure becomes the last event,
             # so the client sees an error, never a silently short answer.
             self.record.error_type = exc.type
-            self._record_gap()
+            self._record_end(rest)
             await response.write_eof(sse(exc.to_dict()) + SSE_DONE)
             return
         closing = self.closing_usage_chunk()
         self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
         self.record.completion_tokens = self.usage.get("completion_tokens") if self.usage else None
-        self._record_gap()
+        self._record_end(rest)
         await response.write_eof(b"".join((last, closing or b"", SSE_DONE)))
 
-    def _record_gap(self) -> None:
+    def _record_end(self, rest: BatchStream) -> None:
         if self.chunks > 1:
             self.record.inter_token = (self.last_at - self.first_at) / (self.chunks - 1)
+        failovers = getattr(rest, "failovers", None)
+        if failovers:  # the access log names every switch of a failed-over stream
+            self.record.failover = " -> ".join(
+                [failovers[0]["from"], *(f["to"] for f in failovers)]
+            )

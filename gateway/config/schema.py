@@ -154,6 +154,11 @@ class ModelConfig(Strict):
     max_model_len: int | None = Field(None, gt=0, description="Context window, if known")
     timeouts: Timeouts | None = None
     retries: RetryConfig | None = None
+    stream_failover: bool | None = Field(
+        None,
+        description="A stream that breaks after it started continues on another target "
+        "(default: on when the model has more than one target)",
+    )
 
 
 class GatewayConfig(Strict):

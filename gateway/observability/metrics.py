@@ -104,6 +104,10 @@ class RouterMetrics(Observer):
         label = self._metrics.model_label
         self._metrics.fallbacks.labels(label(model), label(to_model), reason).inc()
 
+    def failover(self, model: str, from_target: str, to_target: str) -> None:
+        label = self._metrics.model_label(model)
+        self._metrics.failovers.labels(label, from_target, to_target).inc()
+
 
 class Metrics:
     """Every gateway metric; built in the app lifespan, one per process."""
@@ -162,6 +166,11 @@ class Metrics:
         )
         self.fallbacks = counter(
             "fallbacks", "Requests passed on to a fallback model", ("model", "to_model", "reason")
+        )
+        self.failovers = counter(
+            "stream_failovers",
+            "Streams that broke mid-way and were continued on another target",
+            ("model", "from", "to"),
         )
         self.duration = histogram(
             "request_duration_seconds", "Request latency, to the last byte", LATENCY_BUCKETS
