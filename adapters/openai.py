@@ -13,13 +13,13 @@ from typing import Any
 
 from adapters.base import Partial
 from adapters.client import ProviderClient, transport_settings
-from adapters.continuation import openai_continuation
 from adapters.config import (
     DEFAULT_MAX_EVENT_BYTES,
     OpenAIProviderConfig,
     ProviderConnection,
     Timeouts,
 )
+from adapters.continuation import openai_continuation
 from adapters.errors import UpstreamError
 from adapters.transport.sse import ChunkDecoder
 

@@ -17,10 +17,10 @@ from adapters.anthropic.format import (
     to_anthropic_request,
 )
 from adapters.anthropic.stream import AnthropicStream
-from adapters.continuation import prefill_continuation
 from adapters.base import Partial
 from adapters.client import Batch, FailedStream, ProviderClient, transport_settings
 from adapters.config import AnthropicProviderConfig, Timeouts
+from adapters.continuation import prefill_continuation
 from adapters.translation import Body, unsupported_endpoint
 from adapters.transport.sse import ChunkDecoder
 
