@@ -47,15 +47,18 @@ class Asset:
     content_type: str
     etag: str
     modified: int  # whole seconds, as Last-Modified carries it
+    headers: dict[str, str]  # what every answer about it carries, 304s included
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {
-            "ETag": self.etag,
-            "Last-Modified": formatdate(self.modified, usegmt=True),
-            "Cache-Control": "no-cache",
-            "X-Content-Type-Options": "nosniff",
-        }
+
+def _asset(body: bytes, content_type: str, modified: int) -> Asset:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": formatdate(modified, usegmt=True),
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Asset(body, content_type, etag, modified, headers)
 
 
 def load_assets(directory: Path) -> dict[str, Asset]:
@@ -65,10 +68,8 @@ def load_assets(directory: Path) -> dict[str, Asset]:
         content_type = CONTENT_TYPES.get(path.suffix)
         if content_type is None or not path.is_file():
             continue
-        body = path.read_bytes()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
         name = path.relative_to(directory).as_posix()
-        assets[name] = Asset(body, content_type, etag, int(path.stat().st_mtime))
+        assets[name] = _asset(path.read_bytes(), content_type, int(path.stat().st_mtime))
     return assets
 
 

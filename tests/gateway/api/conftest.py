@@ -10,6 +10,7 @@ the page's console said and leaves a full-page screenshot under
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.gateway.conftest import sha256_hex
 from tests.helpers import ROOT, FakeUpstream, Gateway
@@ -104,7 +106,8 @@ def tab(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Tab]:
     page.on("console", console)
     page.on("pageerror", lambda error: opened.errors.append(f"uncaught: {error}"))
     yield opened
-    opened.screenshot(re.sub(r"[^\w.-]+", "_", request.node.name))
+    with contextlib.suppress(PlaywrightError):  # a crashed page has no picture to give
+        opened.screenshot(re.sub(r"[^\w.-]+", "_", request.node.name))
     context.close()
 
 

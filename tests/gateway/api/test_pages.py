@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from gateway.api.routes.pages import STATIC_DIR
+from gateway.engines.logfile import PHASES
 from tests.gateway.api.conftest import (
     ADMIN,
     ENGINE_SECRET,
@@ -84,6 +85,16 @@ def test_nothing_is_fetched_from_elsewhere() -> None:
         # No URL to another host in an attribute, an import or a url(): the pages work offline.
         assert not re.search(r"""(?:src|href|from|url)\s*[=(]?\s*["']?(?:https?:)?//""", text), path
         assert "innerHTML" not in text and "insertAdjacentHTML" not in text, path
+
+
+def test_the_console_knows_every_loading_phase_of_an_engine() -> None:
+    console = (STATIC_DIR / "js" / "console.js").read_text()
+    listed = re.search(r"const PHASES = \[(.*?)\];", console, re.S)
+    assert listed is not None
+    shown = re.findall(r'"([^"]+)"', listed.group(1))
+    # Each phase the supervisor reports, up to its first variable part, in order.
+    reported = ["launching"] + [text.split("{")[0].strip() for _, text in PHASES]
+    assert shown == reported
 
 
 def test_conditional_gets_answer_304(gateway: Gateway) -> None:

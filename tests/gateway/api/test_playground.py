@@ -109,7 +109,7 @@ def test_markdown_is_rendered_and_html_in_answers_stays_text(gateway: Gateway, t
         "#prompt",
         "see:\n```python\nprint('<b>hi</b>')\n```\n**bold** and `code` "
         "<img src=x onerror=window.pwned=1> [bad](javascript:window.pwned=2) "
-        "[good](https://example.com/a)",
+        "[good](https://example.com/a)\n\n| name | kind |\n|---|---|\n| *x* | y |\n\n- one\n- two",
     )
     tab.page.click("#send")
     tab.page.wait_for_selector("article.assistant[aria-busy='false']")
@@ -123,6 +123,9 @@ def test_markdown_is_rendered_and_html_in_answers_stays_text(gateway: Gateway, t
     assert links.count() == 1 and links.get_attribute("href") == "https://example.com/a"
     assert links.get_attribute("rel") == "noopener noreferrer nofollow"
     assert tab.page.evaluate("window.pwned") is None
+    cells = answer.locator("table th, table td").all_text_contents()
+    assert cells == ["name", "kind", "x", "y"] and answer.locator("td em").count() == 1
+    assert answer.locator("ul li").all_text_contents() == ["one", "two"]
     assert tab.errors == []
 
 

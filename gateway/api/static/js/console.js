@@ -1,7 +1,7 @@
 // The console: engines, targets, models and their routing, keys, and live
 // charts from /metrics, refreshed every few seconds. /ready and /metrics are
-// open; the rest answers an admin key (or anyone, on a gateway without keys),
-// kept in this tab's sessionStorage only.
+// open; the rest needs an admin key once the gateway has keys (keys and engine
+// logs: always). The key is kept in this tab's sessionStorage only.
 
 import { SessionValue, element, errorFrom, getJson, request } from "./api.js";
 import { LineChart } from "./charts.js";
@@ -11,14 +11,15 @@ import { LiveTable } from "./table.js";
 const $ = (id) => document.getElementById(id);
 const savedKey = new SessionValue("vllm-gateway.admin-key");
 const LOG_LINES = 60;
-// An engine's loading phases in order (gateway/engines/logfile.py names them):
-// the step it is at, for a progress bar while it loads.
+// An engine's loading phases in order, as gateway/engines/logfile.py words them
+// (tests/gateway/api/test_pages.py keeps the two in step): the step it is at,
+// for a progress bar while it loads.
 const PHASES = [
   "launching",
   "resolved architecture",
   "loading weights",
-  "weights loaded",
-  "KV cache allocated",
+  "weights loaded in",
+  "KV cache allocated, warm-up done in",
   "starting the HTTP server",
 ];
 const TONES = {

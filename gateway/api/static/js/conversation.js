@@ -3,7 +3,7 @@
 //   conversation.send({ model, text, settings, key, signal, onEvent }) -> Promise<turn>
 //   conversation.reset()
 //
-// onEvent gets, in order: { type: "open", target, requestId }, then any number of
+// onEvent gets, in order: { type: "open", target }, then any number of
 // { type: "reasoning", text } and { type: "content", text }, then
 // { type: "finish", reason } and { type: "usage", usage }. The promise resolves
 // with the turn ({ content, reasoning, finishReason, usage }), or rejects with an
@@ -42,11 +42,7 @@ export class ChatCompletionsConversation {
     const body = this.body(model, text, settings);
     const response = await request("/v1/chat/completions", { key, method: "POST", body, signal });
     if (!response.ok) throw await errorFrom(response);
-    onEvent({
-      type: "open",
-      target: response.headers.get("X-Gateway-Target"),
-      requestId: response.headers.get("X-Request-ID"),
-    });
+    onEvent({ type: "open", target: response.headers.get("X-Gateway-Target") });
     const turn = { content: "", reasoning: "", finishReason: null, usage: null };
     try {
       for await (const data of sseData(response)) {

@@ -1,7 +1,7 @@
 // Markdown to DOM nodes, safely: every piece of model text becomes a text node
 // (never HTML), and links keep only http(s) and mailto URLs. It covers what chat
 // answers use: paragraphs, headings, lists, block quotes, fenced code, rules,
-// and inline code, bold, italic, strikethrough and links. A fence that is still
+// tables, and inline code, bold, italic, strikethrough and links. A fence that is still
 // streaming (not closed yet) shows as code already.
 
 import { element } from "./api.js";
@@ -12,6 +12,7 @@ const RULE = /^ {0,3}([-*_])(?:\s*\1){2,}\s*$/;
 const QUOTE = /^ {0,3}>\s?(.*)$/;
 const BULLET = /^(\s*)([-*+])\s+(.*)$/;
 const NUMBERED = /^(\s*)(\d{1,9})[.)]\s+(.*)$/;
+const TABLE_RULE = /^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$/;
 // Groups: 1-2 code span, 3 bold, 4 bold, 5 strikethrough, 6 italic, 7 italic,
 // 8-9 link text and URL, 10 a bare URL.
 const INLINE = new RegExp(
@@ -40,6 +41,26 @@ function startsBlock(line) {
   return [FENCE, HEADING, RULE, QUOTE, BULLET, NUMBERED].some((pattern) => pattern.test(line));
 }
 
+/** Whether a table starts at ``lines[i]``: a row of cells, then a |---|---| rule. */
+function startsTable(lines, i) {
+  const rule = lines[i + 1];
+  return lines[i].includes("|") && rule !== undefined && rule.includes("|") && TABLE_RULE.test(rule);
+}
+
+function tableCells(line) {
+  return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((cell) => cell.trim());
+}
+
+/** A table starting at ``lines[start]`` and the next line. */
+function tableBlock(lines, start) {
+  const row = (line, tag) => element("tr", {}, tableCells(line).map((cell) => element(tag, {}, [inline(cell)])));
+  const head = element("thead", {}, [row(lines[start], "th")]);
+  const body = element("tbody");
+  let i = start + 2;
+  for (; i < lines.length && lines[i].includes("|") && lines[i].trim(); i += 1) body.append(row(lines[i], "td"));
+  return [element("div", { className: "table-wrap" }, [element("table", {}, [head, body])]), i];
+}
+
 function blocks(lines) {
   const out = [];
   let i = 0;
@@ -65,13 +86,17 @@ function blocks(lines) {
       const body = [];
       for (; i < lines.length && (match = QUOTE.exec(lines[i])); i += 1) body.push(match[1]);
       out.push(element("blockquote", {}, blocks(body)));
+    } else if (startsTable(lines, i)) {
+      const [table, next] = tableBlock(lines, i);
+      out.push(table);
+      i = next;
     } else if (BULLET.test(line) || NUMBERED.test(line)) {
       const [list, next] = listBlock(lines, i);
       out.push(list);
       i = next;
     } else {
       const body = [line];
-      for (i += 1; i < lines.length && lines[i].trim() && !startsBlock(lines[i]); i += 1) {
+      for (i += 1; i < lines.length && lines[i].trim() && !startsBlock(lines[i]) && !startsTable(lines, i); i += 1) {
         body.push(lines[i]);
       }
       out.push(element("p", {}, [inline(body.join("\n"))]));

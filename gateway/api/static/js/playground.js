@@ -120,7 +120,9 @@ class AnswerView {
     this.started = performance.now();
     this.firstAt = null;
     this.lastAt = null;
-    this.pending = false;
+    this.usage = null;
+    this.finishReason = null;
+    this.pending = false; // a render is scheduled for the next frame
     this.reasoningText = element("div", { className: "reasoning-text" });
     this.reasoningBox = element("details", { className: "reasoning", attrs: { open: true, hidden: true } }, [
       element("summary", { text: "Reasoning" }),
@@ -195,11 +197,16 @@ class AnswerView {
     this.render();
     const usage = this.usage;
     const seconds = this.firstAt !== null && this.lastAt > this.firstAt ? (this.lastAt - this.firstAt) / 1000 : 0;
+    // Generation speed: from the first token to the last (time to first token apart).
+    const rate = (count) => {
+      const value = count / seconds;
+      return value >= 100 ? String(Math.round(value)) : value.toFixed(1);
+    };
     if (usage) {
       this.stat("Tokens", `${usage.prompt_tokens} prompt, ${usage.completion_tokens} completion`);
-      if (seconds) this.stat("Tokens/s", (usage.completion_tokens / seconds).toFixed(1));
+      if (seconds) this.stat("Tokens/s", rate(usage.completion_tokens));
     } else if (seconds) {
-      this.stat("Tokens/s", `≈ ${(this.chunks / seconds).toFixed(1)} (chunks)`);
+      this.stat("Tokens/s", `≈ ${rate(this.chunks)} (chunks)`);
     }
     if (this.finishReason) this.stat("Finish", this.finishReason);
     if (note) this.node.append(element("p", { className, text: note }));
