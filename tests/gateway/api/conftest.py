@@ -60,10 +60,12 @@ ENGINE_LOG = [
 
 @dataclass
 class Tab:
-    """A page and what its console reported (errors, uncaught exceptions)."""
+    """A page, what its console reported (errors, uncaught exceptions) and
+    every URL it asked for."""
 
     page: Page
     errors: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
 
     def screenshot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,7 @@ def tab(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Tab]:
 
     page.on("console", console)
     page.on("pageerror", lambda error: opened.errors.append(f"uncaught: {error}"))
+    page.on("request", lambda asked: opened.asked.append(asked.url))
     yield opened
     with contextlib.suppress(PlaywrightError):  # a crashed page has no picture to give
         opened.screenshot(re.sub(r"[^\w.-]+", "_", request.node.name))

@@ -54,6 +54,7 @@ def test_the_console_shows_targets_and_routing_without_errors(gateway: Gateway, 
     assert tab.text("#keys-note") == "Enter an admin key to see them."
     assert tab.page.title() == "Console · vllm-gateway"
     assert tab.errors == []
+    assert tab.asked and all(url.startswith(gateway.url + "/") for url in tab.asked)
 
 
 def test_the_charts_follow_the_traffic(gateway: Gateway, tab: Tab) -> None:

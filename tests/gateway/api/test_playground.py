@@ -43,6 +43,8 @@ def test_the_playground_loads_and_lists_the_models(gateway: Gateway, tab: Tab) -
     assert tab.page.title() == "Playground · vllm-gateway"
     assert tab.page.is_hidden("#status")
     assert tab.errors == []
+    # Everything came from the gateway itself: the page works offline.
+    assert tab.asked and all(url.startswith(gateway.url + "/") for url in tab.asked)
 
 
 def test_an_answer_streams_in_as_it_arrives(
