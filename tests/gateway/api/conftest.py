@@ -2,7 +2,7 @@
 (/usr/bin/chromium, installed by tests/setup.sh) driven by Playwright, never a
 downloaded browser.
 
-``browser`` is one headless Chromium per test session; ``tab`` is a fresh
+``browser`` is one headless Chromium per test module; ``tab`` is a fresh
 browser context and page per test (its own sessionStorage) that records what
 the page's console said and leaves a full-page screenshot under
 ``test-artifacts/screenshots/`` (git-ignored) when the test ends.
@@ -86,8 +86,10 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
         time.sleep(every)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API holds an event loop
+    # while it runs, and the async tests of later modules need theirs.
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
