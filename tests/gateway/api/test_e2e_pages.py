@@ -118,15 +118,19 @@ def test_the_console_shows_an_engine_killed_and_restarted(
     before = ready_payload(gateway)["engines"]["tiny-llama3"]
     assert engine_row(tab, "restarts") == str(before["restarts"])
     assert engine_row(tab, "pid") == str(before["pid"])
-    # Some traffic on another engine meanwhile, for the charts.
+    # Some streamed traffic on another engine meanwhile, for the charts.
     client = openai.OpenAI(base_url=engines_gateway.base_url, api_key="unused", max_retries=0)
     stop = threading.Event()
 
     def traffic() -> None:
         while not stop.is_set():
-            client.chat.completions.create(
-                model="tiny-qwen2", messages=[{"role": "user", "content": HELLO}], max_tokens=16
-            )
+            for _ in client.chat.completions.create(
+                model="tiny-qwen2",
+                messages=[{"role": "user", "content": HELLO}],
+                max_tokens=16,
+                stream=True,
+            ):
+                pass
             stop.wait(0.5)
 
     worker = threading.Thread(target=traffic)
@@ -154,6 +158,8 @@ def test_the_console_shows_an_engine_killed_and_restarted(
     assert engine_row(tab, "restarts") == str(before["restarts"] + 1)
     assert engine_row(tab, "pid") not in ("", "—", str(before["pid"]))
     assert engine_row(tab, "phase").startswith("serving")
-    wait_for(lambda: tab.text("#chart-tokens .now") not in ("", "no data", "0.00"), 15, "tokens/s")
+    for chart in ("tokens", "ttft"):
+        shown = f"#chart-{chart} .now"
+        wait_for(lambda shown=shown: tab.text(shown) not in ("", "no data", "0.00"), 15, chart)
     tab.screenshot("console")
     assert tab.errors == []
