@@ -17,7 +17,9 @@ Behaviour:
   makes that share of requests answer 500 (seeded, so runs repeat).
 - ``--api-key K``: /v1/ calls without ``Authorization: Bearer K`` get OpenAI's 401.
 - The last user message may also carry directives for one request:
-  ``[slow]`` streams with 0.2 s between chunks.
+  ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
+  ``REASONING`` as ``reasoning_content`` first (streams: one delta a word),
+  as DeepSeek's API and vLLM's reasoning parsers do.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from aiohttp import web
 
 State = dict[str, Any]
 STATE = web.AppKey("state", dict)
+REASONING = "First, read the question. Then answer it."
 
 
 def _reply_text(name: str, body: dict[str, Any]) -> str:
@@ -122,10 +125,13 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if body.get("stream"):
         return await _stream(request, state, body, text, n, chat, fault)
     if chat:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if "[think]" in text:
+            message["reasoning_content"] = REASONING
         choices = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "finish_reason": "content_filter" if fault.get("content_filter") else "stop",
                 "logprobs": None,
             }
@@ -167,6 +173,8 @@ async def _stream(
         "model": body["model"],
     }
     try:
+        if chat and "[think]" in text:
+            await _stream_reasoning(response, base, n, gap)
         for position, word in enumerate(words):
             piece = word if position == 0 else " " + word
             for index in range(n):
@@ -207,6 +215,19 @@ async def _stream(
         state["events"].append({"event": "cancelled", "t": time.time()})
         raise
     return response
+
+
+async def _stream_reasoning(
+    response: web.StreamResponse, base: dict[str, Any], n: int, gap: float
+) -> None:
+    for position, word in enumerate(REASONING.split(" ")):
+        delta = {"reasoning_content": word if position == 0 else " " + word}
+        if position == 0:
+            delta["role"] = "assistant"
+        choices = [{"index": i, "delta": delta, "finish_reason": None} for i in range(n)]
+        await response.write(b"data: " + orjson.dumps({**base, "choices": choices}) + b"\n\n")
+        if gap:
+            await asyncio.sleep(gap)
 
 
 async def embeddings(request: web.Request) -> web.Response:

@@ -8,6 +8,8 @@ from aiohttp import web
 from gateway.api.routes.admin import add_admin_routes
 from gateway.api.routes.inference import add_inference_routes
 from gateway.api.routes.models import add_model_routes
+from gateway.api.routes.operator import add_operator_routes
+from gateway.api.routes.pages import add_page_routes
 from gateway.api.routes.probes import add_probe_routes
 
 
@@ -16,3 +18,5 @@ def add_routes(app: web.Application) -> None:
     add_model_routes(app)
     add_probe_routes(app)
     add_admin_routes(app)
+    add_operator_routes(app)
+    add_page_routes(app)
