@@ -16,8 +16,8 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from adapters.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from gateway.access.auth import PRINCIPAL, Principal
+from adapters.errors import InvalidRequestError, NotFoundError
+from gateway.api.routes.admin import require_admin
 from gateway.api.state import STATE
 
 JSON = "application/json"
@@ -25,25 +25,8 @@ DEFAULT_LOG_LINES = 100
 MAX_LOG_LINES = 1000
 
 
-def _require_admin(request: web.Request, *, unless_open: bool) -> None:
-    """Admins pass; with ``unless_open``, so does anyone on a gateway that has
-    no key, admin key or JWT configured at all."""
-    principal: Principal = request[PRINCIPAL]
-    if principal.kind == "admin":
-        return
-    access = request.app[STATE].access
-    authenticator = access.policy.authenticator
-    if unless_open and not authenticator.keys and authenticator.jwt is None:
-        return
-    if not access.policy.has_admin_keys:
-        raise PermissionDeniedError(
-            "Admin endpoints are off: no auth.admin_keys are configured.", code="admin_only"
-        )
-    raise PermissionDeniedError("This endpoint needs an admin key.", code="admin_only")
-
-
 async def routing_table(request: web.Request) -> web.Response:
-    _require_admin(request, unless_open=True)
+    require_admin(request, unless_open=True)
     models = request.app[STATE].router.models
     data = [
         {
@@ -82,7 +65,7 @@ def _line_count(request: web.Request) -> int:
 
 
 async def engine_log(request: web.Request) -> web.Response:
-    _require_admin(request, unless_open=False)
+    require_admin(request, unless_open=False)
     name = request.match_info["name"]
     lines = _line_count(request)
     engines = request.app[STATE].engines
