@@ -13,8 +13,11 @@ Behaviour:
   ``{"faults": [{"status": 500}, {"status": 429, "retry_after": 1},
   {"hang": 30}, {"hang_mid_stream": 30}, {"drop_mid_stream": true},
   {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
+  {"drop_after": 3} (a stream's connection closed after 3 pieces),
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
+- ``continue_final_message`` (vLLM's): the answer is what remains of the one
+  it would give after the unfinished assistant message that ends the request.
 - ``--api-key K``: /v1/ calls without ``Authorization: Bearer K`` get OpenAI's 401.
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import time
 from typing import Any
 
@@ -48,6 +52,16 @@ def _reply_text(name: str, body: dict[str, Any]) -> str:
         prompt = body.get("prompt", "")
         content = prompt if isinstance(prompt, str) else str(prompt)
     return f"{name}: {content}"
+
+
+def _continued(full: str, body: dict[str, Any]) -> str:
+    """What is left of ``full`` after the unfinished assistant message a client
+    asked to continue (vLLM's ``continue_final_message``)."""
+    messages = body.get("messages") or []
+    if not (body.get("continue_final_message") and messages):
+        return full
+    started = messages[-1].get("content") or ""
+    return full[len(started) :] if full.startswith(started) else full
 
 
 def _usage(body: dict[str, Any], text: str, n: int) -> dict[str, int]:
@@ -118,7 +132,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
         message = fault.get("message", f"injected fault {fault['status']}")
         return _error(fault["status"], message, headers, fault.get("code"))
     chat = request.path.endswith("/chat/completions")
-    text = _reply_text(state["name"], body)
+    text = _continued(_reply_text(state["name"], body), body)
     n = int(body.get("n") or 1)
     if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
@@ -164,7 +178,9 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    words = text.split(" ")
+    # One piece per word, each with the space before it (as a continuation
+    # may begin with a space, the first piece keeps its own).
+    words = re.findall(r"\s*\S+", text) or [""]
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -175,8 +191,11 @@ async def _stream(
     try:
         if chat and "[think]" in text:
             await _stream_reasoning(response, base, n, gap)
-        for position, word in enumerate(words):
-            piece = word if position == 0 else " " + word
+        for position, piece in enumerate(words):
+            if position == fault.get("drop_after"):
+                assert request.transport is not None
+                request.transport.close()  # the connection dies after this many pieces
+                return response
             for index in range(n):
                 choice: dict[str, Any] = {"index": index, "finish_reason": None, "logprobs": None}
                 if chat:
