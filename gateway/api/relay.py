@@ -4,6 +4,7 @@ OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from adapters.errors import GatewayError
+from gateway.api.drain import Drain
 from gateway.observability.logs import AccessRecord
 from gateway.routing.streams import BatchStream
 from gateway.tokens import TokenCounter
@@ -70,8 +72,10 @@ class StreamRelay:
         include_usage: bool,
         record: AccessRecord,
         tokens: TokenCounter,
+        drain: Drain,
     ) -> None:
         self.public_name = public_name
+        self.drain = drain
         self.body = body
         self.include_usage = include_usage
         self.record = record
@@ -151,17 +155,30 @@ class StreamRelay:
                 except StopAsyncIteration:
                     break
         except GatewayError as exc:
-            # The status line is gone: the failure becomes the last event,
-            # so the client sees an error, never a silently short answer.
-            self.record.error_type = exc.type
-            self._record_end(rest)
-            await response.write_eof(sse(exc.to_dict()) + SSE_DONE)
+            await self._end_with(response, rest, exc)
+            return
+        except asyncio.CancelledError:
+            if not self.drain.ending:
+                raise  # the client went away
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._end_with(response, rest, self.drain.error())
             return
         closing = self.closing_usage_chunk()
         self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
         self.record.completion_tokens = self.usage.get("completion_tokens") if self.usage else None
         self._record_end(rest)
         await response.write_eof(b"".join((last, closing or b"", SSE_DONE)))
+
+    async def _end_with(
+        self, response: web.StreamResponse, rest: BatchStream, error: GatewayError
+    ) -> None:
+        """The status line is gone: the failure becomes the last event, so the
+        client sees an error, never a silently short answer."""
+        self.record.error_type = error.type
+        self._record_end(rest)
+        await response.write_eof(sse(error.to_dict()) + SSE_DONE)
 
     def _record_end(self, rest: BatchStream) -> None:
         if self.chunks > 1:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.base import Adapter
 from gateway.access.control import AccessControl
+from gateway.api.drain import Drain
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
 from gateway.observability.logs import AccessLog, AccessRecord
@@ -31,6 +32,7 @@ class AppState:
     engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
     routing: LiveRouting | None = None  # owns ``router`` and its reload
     started: float = 0.0
+    drain: Drain = field(default_factory=Drain)  # graceful shutdown (gateway.api.drain)
 
 
 STATE = web.AppKey("state", AppState)

@@ -92,7 +92,7 @@ async def _answer(
             }
         )
         await response.prepare(request)
-        relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens)
+        relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens, state.drain)
         try:
             await relay.run(response, first, chunks)
         finally:
