@@ -18,7 +18,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from adapters.config import Timeouts
-from adapters.transport.base import RawHeaders, Response, header_map
+from adapters.transport.base import REQUEST_HEADERS, RawHeaders, Response, header_map
 from adapters.transport.decoding import BodyDecoder
 from adapters.transport.errors import transport_error
 from adapters.transport.settings import Origin, TransportSettings
@@ -66,11 +66,15 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
         )
+        headers = _JSON if body is not None else None
+        extra = REQUEST_HEADERS.get()
+        if extra:
+            headers = {**(headers or {}), **extra}
         return await self._client().request(
             method,
             url,
             data=body,
-            headers=_JSON if body is not None else None,
+            headers=headers,
             proxy=proxy,
             allow_redirects=False,
             timeout=timeout,

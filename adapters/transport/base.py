@@ -18,10 +18,13 @@ Every transport keeps the same contract, checked by one conformance suite
   close are all read; gzip and deflate (zlib or raw) are decompressed as the
   bytes arrive; more than ``max_response_bytes`` after decompression fails.
 - Redirects are not followed: a 3xx is returned like any answer.
+- The headers in ``REQUEST_HEADERS``, when set, go with the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +33,12 @@ from multidict import CIMultiDict
 from adapters.config import Timeouts
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+# Headers for the requests sent in this context, beside the provider's own:
+# the W3C trace context of the caller's span (set by gateway.observability.tracing).
+REQUEST_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "vllm_gateway_request_headers", default=None
+)
 
 
 def header_map(raw: RawHeaders) -> CIMultiDict[str]:

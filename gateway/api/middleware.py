@@ -77,7 +77,7 @@ def make_middleware(log: Any) -> Middleware:
         request[RECORD] = record
         state = request.app[STATE]
         telemetry = state.telemetry
-        span = telemetry.start(record)
+        span = telemetry.start(record, request.headers)
         drain = state.drain
         task = drain.enter()
         try:

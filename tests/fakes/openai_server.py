@@ -18,6 +18,8 @@ Behaviour:
   makes that share of requests answer 500 (seeded, so runs repeat).
 - ``continue_final_message`` (vLLM's): the answer is what remains of the one
   it would give after the unfinished assistant message that ends the request.
+- ``--otlp-endpoint URL``: a request carrying ``traceparent`` gets a span of
+  its own, exported there as a child of the caller's (as a traced vLLM does).
 - ``--api-key K``: /v1/ calls without ``Authorization: Bearer K`` get OpenAI's 401.
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
@@ -309,10 +311,45 @@ def require_key(api_key: str) -> Any:
     return check
 
 
+def traced(endpoint: str) -> Any:
+    """A middleware that, like a traced vLLM server, records a span for each
+    request that carries a W3C ``traceparent``, as a child of that context."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "fake-upstream"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    tracer = provider.get_tracer("fake-upstream")
+    propagator = TraceContextTextMapPropagator()
+
+    @web.middleware
+    async def span(request: web.Request, handler: Any) -> web.StreamResponse:
+        if "traceparent" not in request.headers:
+            return await handler(request)
+        parent = propagator.extract(dict(request.headers))
+        with tracer.start_as_current_span(
+            f"fake {request.path}", context=parent, kind=SpanKind.SERVER
+        ):
+            return await handler(request)
+
+    return span
+
+
 def make_app(
-    name: str, usage: bool = True, seed: int = 0, api_key: str | None = None
+    name: str,
+    usage: bool = True,
+    seed: int = 0,
+    api_key: str | None = None,
+    otlp_endpoint: str | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[require_key(api_key)] if api_key else [])
+    middlewares = [require_key(api_key)] if api_key else []
+    if otlp_endpoint:
+        middlewares.append(traced(otlp_endpoint))
+    app = web.Application(middlewares=middlewares)
     app[STATE] = {
         "name": name,
         "usage": usage,
@@ -339,9 +376,15 @@ def main() -> None:
     parser.add_argument("--name", default="fake")
     parser.add_argument("--no-usage", action="store_true")
     parser.add_argument("--api-key", default=None, help="answer 401 to /v1/ calls without it")
+    parser.add_argument("--otlp-endpoint", default=None, help="record spans of traced requests")
     args = parser.parse_args()
     web.run_app(
-        make_app(args.name, usage=not args.no_usage, api_key=args.api_key),
+        make_app(
+            args.name,
+            usage=not args.no_usage,
+            api_key=args.api_key,
+            otlp_endpoint=args.otlp_endpoint,
+        ),
         host="127.0.0.1",
         port=args.port,
         print=None,
