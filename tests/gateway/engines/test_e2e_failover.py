@@ -30,7 +30,7 @@ def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGate
     started = threading.Barrier(STREAMS + 1)
 
     def one() -> None:
-        text, chunks, last = "", 0, None
+        text, chunks, last, finish = "", 0, None, None
         try:
             stream = client.chat.completions.create(
                 model="llama-qwen-pair",
@@ -48,9 +48,10 @@ def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGate
                     if chunks == 5:
                         started.wait(60)
                 if chunk.choices and chunk.choices[0].finish_reason:
-                    results.append({"finish": chunk.choices[0].finish_reason, "chunks": chunks})
+                    finish = chunk.choices[0].finish_reason
             assert last is not None and last.usage is not None
-            results[-1].update(usage=last.usage, failover=getattr(last, "gateway_failover", None))
+            failover = getattr(last, "gateway_failover", None)
+            results.append({"finish": finish, "usage": last.usage, "failover": failover})
         except BaseException as exc:  # every failure is reported below
             errors.append(exc)
 
