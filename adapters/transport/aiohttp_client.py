@@ -18,7 +18,13 @@ import aiohttp
 from multidict import CIMultiDict
 
 from adapters.config import Timeouts
-from adapters.transport.base import REQUEST_HEADERS, RawHeaders, Response, header_map
+from adapters.transport.base import (
+    REQUEST_HEADERS,
+    RawHeaders,
+    Response,
+    exchange_limit,
+    header_map,
+)
 from adapters.transport.decoding import BodyDecoder
 from adapters.transport.errors import transport_error
 from adapters.transport.settings import Origin, TransportSettings
@@ -89,9 +95,7 @@ class AiohttpTransport:
         deadline: float | None = None,
     ) -> Response:
         loop = asyncio.get_running_loop()
-        limit = None if timeouts.total is None else loop.time() + timeouts.total
-        if deadline is not None and (limit is None or deadline < limit):
-            limit = deadline
+        limit = exchange_limit(timeouts, loop.time(), deadline)
         guard = asyncio.timeout_at(limit) if limit is not None else nullcontext()
         try:
             async with guard:

@@ -57,6 +57,15 @@ class Response:
         return header_map(self.raw_headers)
 
 
+def exchange_limit(timeouts: Timeouts, now: float, deadline: float | None) -> float | None:
+    """When a whole exchange must be over (the event loop's clock): its total
+    timeout, or the caller's deadline if that comes first."""
+    limit = None if timeouts.total is None else now + timeouts.total
+    if deadline is not None and (limit is None or deadline < limit):
+        return deadline
+    return limit
+
+
 class StreamedResponse(Protocol):
     """An answer read as it arrives: status and headers first, then the body."""
 

@@ -19,8 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -39,54 +38,16 @@ from adapters.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from gateway.config.schema import ModelConfig, RetryConfig
-from gateway.routing.balancing import BALANCERS, Balancer
 from gateway.routing.failover import OpenContinuation, ResumableStream, resumable
 from gateway.routing.health import retry_after_seconds
+from gateway.routing.model import Call, Operation, PublicModel
 from gateway.routing.streams import BatchStream, TargetStream
 from gateway.routing.target import Target
 
-Operation = Literal["chat", "completions", "embeddings"]
 _STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
 Result = TypeVar("Result")
 # One attempt on a target, to be over by the deadline (the event loop's clock).
 Send = Callable[[Target, float], Awaitable[Result]]
-
-
-@dataclass(slots=True, eq=False)
-class PublicModel:
-    name: str
-    targets: list[Target]
-    config: ModelConfig
-    retries: RetryConfig
-    balancer: Balancer
-    created: int = 0
-
-    @property
-    def stream_failover(self) -> bool:
-        """On unless the model says otherwise, where a second target exists."""
-        if self.config.stream_failover is not None:
-            return self.config.stream_failover
-        return len(self.targets) > 1
-
-    @property
-    def context_window(self) -> int | None:
-        if self.config.max_model_len is not None:
-            return self.config.max_model_len
-        windows = [t.context_window for t in self.targets if t.context_window]
-        return min(windows) if windows else None
-
-
-@dataclass(slots=True)
-class Call:
-    """One client request as the router needs it."""
-
-    operation: Operation
-    body: Body
-    session_key: str | None = None
-    # Counted on demand (context-window checks), then kept for others (limits, usage).
-    prompt_tokens: int | None = None
-    fallbacks_taken: int = 0
 
 
 class Observer:
@@ -97,18 +58,6 @@ class Observer:
     def fallback(self, model: str, to_model: str, reason: str) -> None: ...
 
     def failover(self, model: str, from_target: str, to_target: str) -> None: ...
-
-
-def make_model(
-    name: str,
-    targets: list[Target],
-    config: ModelConfig,
-    retries: RetryConfig,
-    created: int,
-    rng: random.Random,
-) -> PublicModel:
-    balancer = BALANCERS[config.strategy](targets, rng)
-    return PublicModel(name, targets, config, config.retries or retries, balancer, created)
 
 
 class Router:
