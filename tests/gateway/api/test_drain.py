@@ -8,15 +8,25 @@ import asyncio
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.helpers import FakeUpstream, Gateway
 
 SLOW = "[slow] " + " ".join(f"w{i}" for i in range(8))  # about 1.8 s as a stream
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[FakeUpstream]:
+    """An upstream of the test's own: the requests it counts are this test's."""
+    server = FakeUpstream(tmp_path, "drained")
+    yield server
+    server.stop()
 
 
 def start(tmp: Path, upstream: FakeUpstream, drain_seconds: float) -> Gateway:
@@ -88,7 +98,6 @@ def upstream_streaming(upstream: FakeUpstream) -> int:
 
 
 async def test_what_outlasts_the_drain_ends_cleanly(tmp_path: Path, upstream: FakeUpstream) -> None:
-    upstream.reset()
     gateway = start(tmp_path, upstream, drain_seconds=0.5)
     try:
         long_text = "[slow] " + " ".join(f"w{i}" for i in range(40))  # about 8 s
