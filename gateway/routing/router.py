@@ -351,12 +351,15 @@ def _filtered(result: Body) -> bool:
 
 
 def _unavailable(model: PublicModel) -> UpstreamUnavailableError:
-    """No target can take a request now; ``Retry-After`` says when one should
-    (a rested or broken target's time left), else 5 s (e.g. an engine loading)."""
+    """No target can take a request now. When one will again at a known time
+    (a rested or broken target) the error says when and the request may wait
+    for it; when none will (health checks failing, an engine down), it fails
+    at once with ``Retry-After: 5``."""
     now = time.monotonic()
     waits = [t.health.usable_in(now) for t in model.targets if t.available()]
     known = [wait for wait in waits if wait is not None]
     return UpstreamUnavailableError(
         f"No backend of model '{model.name}' is available right now.",
         retry_after=min(known) if known else 5,
+        retryable=bool(known),
     )
