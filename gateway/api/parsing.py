@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -17,9 +18,12 @@ RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 
 async def read_request(
-    request: web.Request, model: type[RequestModel]
+    request: web.Request,
+    model: type[RequestModel],
+    errors: Callable[[ValidationError], InvalidRequestError] | None = None,
 ) -> tuple[dict[str, Any], RequestModel]:
-    """The client's JSON object, and its validated view (errors name the field)."""
+    """The client's JSON object, and its validated view (errors name the field;
+    ``errors`` turns a validation error into the 400, ``validation_error`` by default)."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
@@ -39,7 +43,7 @@ async def read_request(
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
-        raise validation_error(exc) from exc
+        raise (errors or validation_error)(exc) from exc
     return body, parsed
 
 

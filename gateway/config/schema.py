@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from adapters.config import ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
 from gateway.config.observability import AuditConfig, TracingConfig
+from gateway.config.state import StateConfig
 
 
 class ServerConfig(Strict):
@@ -152,6 +153,8 @@ class GatewayConfig(Strict):
     # Observability (gateway.config.observability): both off unless present.
     audit: AuditConfig | None = None
     tracing: TracingConfig | None = None
+    # Responses and Conversations state (gateway.config.state): memory unless redis.
+    state: StateConfig = Field(default_factory=StateConfig)
 
 
 # Sections of models.yaml that a reload applies; the rest wait for a restart.

@@ -16,7 +16,13 @@ Behaviour:
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
 - The last user message may also carry directives for one request:
-  ``[slow]`` streams with 0.2 s between chunks.
+  ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
+  ``reasoning_content`` first, as DeepSeek-R1 does; ``[length]`` ends with
+  ``finish_reason: length``.
+- Tools: a ``tool_choice`` naming a function (or ``required``: the first tool)
+  is answered with one call of it, arguments ``{"echo": <last user text>}``
+  (streamed in two pieces). When the last message is a tool result the answer
+  is ``"<name>: tool said <its content>"``.
 """
 
 from __future__ import annotations
@@ -36,7 +42,10 @@ STATE = web.AppKey("state", dict)
 
 def _reply_text(name: str, body: dict[str, Any]) -> str:
     if "messages" in body:
-        users = [m for m in body["messages"] if m.get("role") == "user"]
+        messages = body["messages"]
+        if messages and messages[-1].get("role") == "tool":
+            return f"{name}: tool said {messages[-1].get('content')}"
+        users = [m for m in messages if m.get("role") == "user"]
         content = users[-1].get("content") if users else ""
         if isinstance(content, list):
             content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
@@ -44,6 +53,31 @@ def _reply_text(name: str, body: dict[str, Any]) -> str:
         prompt = body.get("prompt", "")
         content = prompt if isinstance(prompt, str) else str(prompt)
     return f"{name}: {content}"
+
+
+def _forced_call(body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The tool call a request forces (a named tool_choice, or required), if any."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name", "")
+    elif choice == "required" and tools:
+        name = tools[0]["function"]["name"]
+    else:
+        return None
+    arguments = orjson.dumps({"echo": text.split(": ", 1)[-1]}).decode()
+    return {
+        "id": f"call_fake_{name}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _finish(text: str, call: dict[str, Any] | None, fault: dict[str, Any]) -> str:
+    if call is not None:
+        return "tool_calls"
+    if fault.get("content_filter"):
+        return "content_filter"
+    return "length" if "[length]" in text else "stop"
 
 
 def _usage(body: dict[str, Any], text: str, n: int) -> dict[str, int]:
@@ -118,14 +152,20 @@ async def generate(request: web.Request) -> web.StreamResponse:
     n = int(body.get("n") or 1)
     if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
+    call = _forced_call(body, text) if chat else None
     if body.get("stream"):
-        return await _stream(request, state, body, text, n, chat, fault)
+        return await _stream(request, state, body, text, n, chat, fault, call)
     if chat:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if "[think]" in text:
+            message["reasoning_content"] = "thinking about it"
+        if call is not None:
+            message.update(content=None, tool_calls=[call])
         choices = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "content_filter" if fault.get("content_filter") else "stop",
+                "message": message,
+                "finish_reason": _finish(text, call, fault),
                 "logprobs": None,
             }
             for i in range(n)
@@ -154,10 +194,11 @@ async def _stream(
     n: int,
     chat: bool,
     fault: dict[str, Any],
+    call: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    words = text.split(" ")
+    words = [] if call is not None else text.split(" ")
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -166,6 +207,9 @@ async def _stream(
         "model": body["model"],
     }
     try:
+        for piece in _prelude(text, call) if chat else []:
+            choice = {"index": 0, "finish_reason": None, "logprobs": None, "delta": piece}
+            await response.write(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")
         for position, word in enumerate(words):
             piece = word if position == 0 else " " + word
             for index in range(n):
@@ -193,7 +237,8 @@ async def _stream(
             if gap:
                 await asyncio.sleep(gap)
         for index in range(n):
-            end: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
+            finish = _finish(text, call, fault) if chat else "stop"
+            end: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": None}
             end["delta" if chat else "text"] = {} if chat else ""
             await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
         if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
@@ -206,6 +251,21 @@ async def _stream(
         state["events"].append({"event": "cancelled", "t": time.time()})
         raise
     return response
+
+
+def _prelude(text: str, call: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Stream deltas before the content: reasoning words, or a tool call in pieces."""
+    deltas: list[dict[str, Any]] = []
+    if "[think]" in text:
+        deltas += [{"reasoning_content": word} for word in ("thinking", " about", " it")]
+    if call is not None:
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+        deltas.append({"role": "assistant", "tool_calls": [head]})
+        for piece in (arguments[:half], arguments[half:]):
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    return deltas
 
 
 async def embeddings(request: web.Request) -> web.Response:
