@@ -128,7 +128,7 @@ def _item_tag(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     if kind is None:
         return "message"  # OpenAI's "easy" input message has no type
-    return kind if kind in KNOWN_ITEMS else "other"
+    return kind if isinstance(kind, str) and kind in KNOWN_ITEMS else "other"
 
 
 InputItem = Annotated[

@@ -144,10 +144,3 @@ def _chat_part(part: Body) -> Body:
         return {"type": "file", "file": file}
     return {"type": "input_audio", "input_audio": part["input_audio"]}
 
-
-def item_text(item: Body) -> str:
-    """The text an item carries (for token estimates)."""
-    parts = item.get("content")
-    if isinstance(parts, list):
-        return "".join(str(p.get("text") or p.get("refusal") or "") for p in parts)
-    return str(item.get("arguments") or item.get("output") or "")

@@ -121,6 +121,9 @@ class RedisStore:
         base = f"{self._prefix(owner)}conv:{conversation_id}"
         return [base, base + ":ids", base + ":items"]
 
+    def check_writable(self) -> None:
+        return None
+
     # ---- responses -----------------------------------------------------------
 
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
@@ -242,6 +245,17 @@ class ResilientStore:
     def status(self) -> str:
         return "redis-unreachable" if time.monotonic() < self._down_until else "redis"
 
+    def check_writable(self) -> None:
+        if not self._fail_open and time.monotonic() < self._down_until:
+            raise self._unavailable()
+
+    def _unavailable(self) -> UpstreamUnavailableError:
+        return UpstreamUnavailableError(
+            "Conversation state is unavailable right now: Redis cannot be reached "
+            "(the gateway is configured to fail closed).",
+            retry_after=RETRY_SECONDS,
+        )
+
     async def _run(
         self,
         call: Callable[[Store], Awaitable[Result]],
@@ -261,11 +275,7 @@ class ResilientStore:
                     return result
                 return await call(self._fallback)
         if not self._fail_open:
-            raise UpstreamUnavailableError(
-                "Conversation state is unavailable right now: Redis cannot be reached "
-                "(the gateway is configured to fail closed).",
-                retry_after=RETRY_SECONDS,
-            )
+            raise self._unavailable()
         self._fell_back = True
         return await call(self._fallback)
 

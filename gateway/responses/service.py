@@ -100,6 +100,8 @@ class ResponsesService:
             )
         model = router.resolve(body["model"])
         turn = Turn(caller, body, model, {}, {}, [], [], self.store if store else local)
+        if store or body.get("conversation") is not None:
+            self.store.check_writable()
         await self._rebuild(turn, local)
         turn.input = input_items(body.get("input"), self.kinds)
         if len(turn.history) + len(turn.input) >= self.config.max_items_per_conversation:

@@ -63,6 +63,10 @@ def conversation_full(limit: int, param: str) -> InvalidRequestError:
 
 
 class Store(Protocol):
+    def check_writable(self) -> None:
+        """Raise (503) at once when a write is known to fail, before a model runs for it."""
+        ...
+
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None: ...
 
     async def thread(self, record: StoredResponse, stop: int) -> list[Body]:
@@ -134,6 +138,9 @@ class MemoryStore:
         # (owner, id) -> (object, expiry); most recently used last.
         self._objects: OrderedDict[tuple[str, str], tuple[Any, float]] = OrderedDict()
         self._threads: dict[str, _Thread] = {}
+
+    def check_writable(self) -> None:
+        return None
 
     # ---- objects -------------------------------------------------------------
 
