@@ -143,4 +143,3 @@ def _chat_part(part: Body) -> Body:
             file["filename"] = part["filename"]
         return {"type": "file", "file": file}
     return {"type": "input_audio", "input_audio": part["input_audio"]}
-
