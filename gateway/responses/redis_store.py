@@ -46,6 +46,17 @@ redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 return 1
 """
 
+# KEYS: response. The stored response and its thread's first ``end`` items, in
+# one round trip (the thread's key, named in the record, shares its hash tag).
+_CHAIN = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local record = cjson.decode(raw)
+local items = redis.call('LRANGE', record['thread'], 0, record['end'] - 1)
+table.insert(items, 1, raw)
+return items
+"""
+
 # KEYS: response, thread. ARGV: start, end. Drops the response, and its own
 # items when nothing came after them.
 _DELETE_RESPONSE = """
@@ -102,6 +113,7 @@ class RedisStore:
         self._ttl_ms = int(ttl * 1000)
         self.max_items = max_items
         self._append = self._client.register_script(_APPEND)
+        self._chain = self._client.register_script(_CHAIN)
         self._delete_response = self._client.register_script(_DELETE_RESPONSE)
         self._add_items = self._client.register_script(_ADD_ITEMS)
         self._items = self._client.register_script(_ITEMS)
@@ -135,6 +147,12 @@ class RedisStore:
             return []
         raw = await self._client.lrange(record.thread, 0, stop - 1)
         return [orjson.loads(item) for item in raw]
+
+    async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
+        raw = await self._chain(keys=[f"{self._prefix(owner)}resp:{response_id}"])
+        if raw is None:
+            return None
+        return StoredResponse.load(raw[0], self), [orjson.loads(item) for item in raw[1:]]
 
     async def put_response(
         self,
@@ -304,6 +322,9 @@ class ResilientStore:
                 "Conversation state is unavailable right now: Redis cannot be reached.",
                 retry_after=RETRY_SECONDS,
             ) from exc
+
+    async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
+        return await self._run(lambda s: s.chain(owner, response_id), read=True)
 
     async def put_response(
         self,

@@ -132,21 +132,20 @@ class ResponsesService:
         conversation = body.get("conversation")
         if previous is not None:
             source: Store | None = local
-            record = None if local is None else await local.get_response(owner, previous)
-            if record is None:
-                source, record = self.store, await self.store.get_response(owner, previous)
-            if record is None:
+            found = None if local is None else await local.chain(owner, previous)
+            if found is None:
+                source, found = self.store, await self.store.chain(owner, previous)
+            if found is None:
                 raise not_found(
                     "Previous response",
                     previous,
                     "previous_response_id",
                     "previous_response_not_found",
                 )
+            record, turn.history = found
             if record.conversation is not None:
                 turn.history = await self._conversation_until(owner, record)
             else:
-                assert source is not None
-                turn.history = await source.thread(record, record.end)
                 turn.parent = record if source is turn.keep else None
             turn.session_key = record.thread
         elif conversation is not None:

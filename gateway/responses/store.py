@@ -73,6 +73,10 @@ class Store(Protocol):
         """The first ``stop`` items of the record's thread."""
         ...
 
+    async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
+        """A response and the items of its whole context (``thread[:end]``), at once."""
+        ...
+
     async def put_response(
         self,
         owner: str,
@@ -180,6 +184,10 @@ class MemoryStore:
     async def thread(self, record: StoredResponse, stop: int) -> list[Body]:
         thread = self._threads.get(record.thread)
         return [] if thread is None else thread.items[:stop]
+
+    async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
+        record = await self.get_response(owner, response_id)
+        return None if record is None else (record, await self.thread(record, record.end))
 
     async def put_response(
         self,

@@ -19,12 +19,15 @@ LITELLM_MASTER_KEY = "sk-bench-litellm"
 
 
 def gateway_bench_config(
-    upstream_base_url: str, upstream_model: str, access_log: Path
+    upstream_base_url: str, upstream_model: str, access_log: Path, redis_url: str | None = None
 ) -> dict[str, Any]:
     """models.yaml for the gateway under test: one public model on one upstream,
     an API key with in-memory rate limits (no Redis), the access log to a file.
-    Prometheus metrics are always on; audit and tracing stay off (opt-in features)."""
+    Prometheus metrics are always on; audit and tracing stay off (opt-in features).
+    With ``redis_url``, limits and Responses state live in that Redis, as on a fleet."""
+    shared = {} if redis_url is None else {"redis_url": redis_url, "state": {"backend": "redis"}}
     return {
+        **shared,
         "server": {"host": "127.0.0.1", "access_log": str(access_log)},
         "auth": {
             "keys": [

@@ -59,12 +59,13 @@ def start_gateway(
     upstream_model: str,
     name: str = "gateway",
     workers: int | None = None,
+    redis_url: str | None = None,
 ) -> Subject:
     """``python -m gateway serve`` alone on the gateway core, as deployed; with
     ``workers``, ``serve --workers N`` free to use every core."""
     port = free_port()
     config = gateway_bench_config(
-        upstream_base_url, upstream_model, log_dir / f"{name}-{port}-access.log"
+        upstream_base_url, upstream_model, log_dir / f"{name}-{port}-access.log", redis_url
     )
     config_path = log_dir / f"{name}-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
