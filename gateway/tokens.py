@@ -25,6 +25,7 @@ _RANK_FILE_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.ti
 # and per reply (the numbers OpenAI's cookbook gives for current models).
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
+COUNT_CACHE_SIZE = 65_536
 
 
 def seed_tiktoken_cache(name: str) -> None:
@@ -55,6 +56,10 @@ class TokenCounter:
         self._name = encoding_name
         self._encoding: tiktoken.Encoding | None = None
         self._lock = threading.Lock()
+        # Counts of texts seen lately, by (length, hash): a conversation's history
+        # comes back every turn (resent by chat clients, rebuilt for /v1/responses),
+        # and only its new text needs encoding. Two ints an entry, whatever the text.
+        self._counts: dict[tuple[int, int], int] = {}
 
     def load(self) -> tiktoken.Encoding:
         if self._encoding is None:
@@ -67,7 +72,13 @@ class TokenCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self.load().encode_ordinary(text))
+        key = (len(text), hash(text))
+        found = self._counts.get(key)
+        if found is None:
+            if len(self._counts) >= COUNT_CACHE_SIZE:
+                self._counts.clear()  # bounded; the next requests simply encode again
+            found = self._counts[key] = len(self.load().encode_ordinary(text))
+        return found
 
     def count_messages(self, messages: Iterable[dict[str, Any]]) -> int:
         total = TOKENS_PER_REPLY

@@ -113,6 +113,8 @@ def chat_messages(items: list[Body], kinds: ToolKinds) -> list[Body]:
 def _chat_message(item: Body) -> Body:
     role = _CHAT_ROLES[item["role"]]
     parts = item["content"]
+    if len(parts) == 1 and parts[0]["type"] in ("input_text", "output_text"):
+        return {"role": role, "content": parts[0]["text"]}  # the common case, at once
     if role == "assistant":
         text = "".join(p.get("text", "") for p in parts if p["type"] == "output_text")
         message: Body = {"role": "assistant", "content": text}

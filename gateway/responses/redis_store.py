@@ -102,6 +102,11 @@ return 1
 """
 
 
+def _items(raw: list[Any]) -> list[Body]:
+    """Stored items (bytes: the client never decodes), parsed in one call as one array."""
+    return list(orjson.loads(b"[" + b",".join(raw) + b"]")) if raw else []
+
+
 class RedisStore:
     def __init__(self, url: str, ttl: float, max_items: int) -> None:
         self._client = aioredis.Redis.from_url(
@@ -145,14 +150,13 @@ class RedisStore:
     async def thread(self, record: StoredResponse, stop: int) -> list[Body]:
         if stop <= 0:
             return []
-        raw = await self._client.lrange(record.thread, 0, stop - 1)
-        return [orjson.loads(item) for item in raw]
+        return _items(await self._client.lrange(record.thread, 0, stop - 1))
 
     async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
         raw = await self._chain(keys=[f"{self._prefix(owner)}resp:{response_id}"])
         if raw is None:
             return None
-        return StoredResponse.load(raw[0], self), [orjson.loads(item) for item in raw[1:]]
+        return StoredResponse.load(raw[0], self), _items(raw[1:])
 
     async def put_response(
         self,
@@ -221,7 +225,7 @@ class RedisStore:
 
     async def conversation_items(self, owner: str, conversation_id: str) -> list[Body] | None:
         raw = await self._items(keys=self._conversation_keys(owner, conversation_id))
-        return None if raw is None else [orjson.loads(item) for item in raw]
+        return None if raw is None else _items(raw)
 
     async def add_items(
         self, owner: str, conversation_id: str, items: list[Body], *, enforce: bool

@@ -21,9 +21,13 @@ from adapters.errors import InvalidRequestError
 from gateway.access.auth import PRINCIPAL
 from gateway.access.control import FreeGrant, Grant
 from gateway.api.parsing import read_request
-from gateway.api.protocol import ChatCompletionRequest
 from gateway.api.relay import SSE_HEADERS, finish_result
-from gateway.api.responses_protocol import ListQuery, ResponseCreateRequest, wire_validation_error
+from gateway.api.responses_protocol import (
+    ChatAdmission,
+    ListQuery,
+    ResponseCreateRequest,
+    wire_validation_error,
+)
 from gateway.api.state import RECORD, STATE
 from gateway.observability.logs import AccessRecord
 from gateway.responses.relay import ResponsesRelay
@@ -46,9 +50,7 @@ def caller(request: web.Request) -> Caller:
 
 def admit(request: web.Request, turn: Turn) -> Grant | FreeGrant:
     """Access control on the turn's chat body; its errors name Responses fields."""
-    view = ChatCompletionRequest.model_construct(
-        model=turn.body["model"], messages=turn.chat["messages"]
-    )
+    view = ChatAdmission.model_construct(model=turn.body["model"], messages=turn.chat["messages"])
     try:
         return request.app[STATE].access.admit(request, view, turn.chat)
     except InvalidRequestError as exc:
