@@ -40,6 +40,7 @@ def gateway(
     target = {"targets": [{"provider": "alpha", "model": "m1"}]}
     config = {
         "server": {"access_log": str(tmp / "access.log")},
+        "audit": {"path": str(tmp / "audit.jsonl")},
         "providers": {
             "alpha": {"kind": "openai", "base_url": upstream.base_url},
             "faulty": {"kind": "openai", "base_url": faulty.base_url},
@@ -50,6 +51,10 @@ def gateway(
             "flaky": {
                 "targets": [{"provider": "faulty", "model": "m1"}],
                 "retries": {"attempts": 1},
+            },
+            "retrying": {
+                "targets": [{"provider": "faulty", "model": "m1"}],
+                "retries": {"attempts": 2, "backoff_base": 0.01},
             },
         },
         "routing": {"breaker": {"failures": 1000, "error_ratio": None}},
@@ -65,6 +70,7 @@ def gateway(
     env = {"ALICE": ALICE, "BOB": BOB, "TIGHT": TIGHT, "JWT_SECRET": JWT_SECRET}
     server = Gateway(tmp, config, env=env)
     server.access_log = tmp / "access.log"  # type: ignore[attr-defined]
+    server.audit_log = tmp / "audit.jsonl"  # type: ignore[attr-defined]
     yield server
     server.stop()
 
@@ -365,3 +371,34 @@ def test_access_log_lines(gateway: Gateway) -> None:
     line = [entry for entry in lines if entry["path"] == "/v1/responses"][-1]
     assert line["method"] == "POST" and line["model"] == "chat" and line["key_name"] == "alice"
     assert ALICE not in path.read_text()
+
+
+def test_a_stream_is_retried_before_its_first_event_and_never_after(
+    gateway: Gateway, faulty: FakeUpstream
+) -> None:
+    faulty.reset()
+    faulty.faults({"status": 500})
+    events = raw_events(gateway, {"model": "retrying", "input": "second try"})
+    assert check_events(events)["output"][0]["content"][0]["text"] == "faulty: second try"
+    assert len(faulty.requests()) == 2
+    faulty.reset()
+    faulty.faults({"drop_mid_stream": True})
+    events = raw_events(gateway, {"model": "retrying", "input": "one two three four five"})
+    assert event_types(events)[-2:] == ["error", "response.failed"]
+    assert len(faulty.requests()) == 1, "a stream that started is never sent again"
+    faulty.reset()
+
+
+def test_audit_log_has_the_input_and_the_answer(gateway: Gateway) -> None:
+    raw = client(gateway).responses.with_raw_response.create(model="chat", input="audit me")
+    request_id = raw.headers["X-Request-ID"]
+    path: Path = gateway.audit_log  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    entries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not entries:
+        lines = path.read_text().splitlines() if path.exists() else []
+        entries = [e for e in map(orjson.loads, lines) if e["request_id"] == request_id]
+        time.sleep(0.05)
+    [entry] = entries
+    assert entry["path"] == "/v1/responses" and entry["prompt"] == "audit me"
+    assert entry["completion"] == ["alpha: audit me"]

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import secrets
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +169,26 @@ def test_each_turn_is_a_request_in_metrics_and_logs(gateway: Gateway) -> None:
     turns = [line for line in lines if line["method"] == "WS"]
     assert len(turns) >= 3 and all(line["key_name"] == "ws" for line in turns)
     assert turns[-1]["request_id"].endswith(".3") and turns[-1]["target"] == "alpha/m1"
+
+
+def test_shutdown_closes_sockets_without_waiting_out_the_drain(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    config = {
+        "server": {"drain_seconds": 20},
+        "providers": {"alpha": {"kind": "openai", "base_url": upstream.base_url}},
+        "models": {"chat": {"targets": [{"provider": "alpha", "model": "m1"}]}},
+    }
+    server = Gateway(tmp_path, config)
+    try:
+        with client(server, "unused").responses.connect() as connection:
+            check_events(turn(connection, model="chat", input="hello", store=False))
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(Exception) as closed:
+                connection.recv()
+            assert "1001" in str(closed.value)
+        assert server.proc.wait(15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        server.stop()
