@@ -318,15 +318,6 @@ class ConversationItemsRequest(Request):
     items: list[InputItem] = Field(min_length=1, max_length=20)
 
 
-class ChatAdmission(BaseModel):
-    """What access control reads of a turn's chat body (model, messages, and that
-    max_tokens applies): built with ``model_construct``, never validated."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None = None
-
-
 class ListQuery(BaseModel):
     """``after``, ``limit`` and ``order`` of the cursor-paginated listings."""
 

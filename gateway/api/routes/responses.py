@@ -15,19 +15,14 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from adapters.errors import InvalidRequestError
 from gateway.access.auth import PRINCIPAL
 from gateway.access.control import FreeGrant, Grant
 from gateway.api.parsing import read_request
 from gateway.api.relay import SSE_HEADERS, finish_result
-from gateway.api.responses_protocol import (
-    ChatAdmission,
-    ListQuery,
-    ResponseCreateRequest,
-    wire_validation_error,
-)
+from gateway.api.responses_protocol import ListQuery, ResponseCreateRequest, wire_validation_error
 from gateway.api.state import RECORD, STATE
 from gateway.observability.logs import AccessRecord
 from gateway.responses.relay import ResponsesRelay
@@ -42,6 +37,15 @@ _RESPONSES_PARAMS = {
     "max_completion_tokens": "max_output_tokens",
     "max_tokens": "max_output_tokens",
 }
+
+
+class ChatAdmission(BaseModel):
+    """What access control reads of a turn's chat body (the model, the messages,
+    and that max_tokens caps apply): built with ``model_construct``, not validated."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = None
 
 
 def caller(request: web.Request) -> Caller:

@@ -62,7 +62,7 @@ def gateway(
             "keys": [
                 {"name": "alice", "key": "${ALICE}"},
                 {"name": "bob", "key": "${BOB}"},
-                {"name": "tight", "key": "${TIGHT}", "tpm": 150},
+                {"name": "tight", "key": "${TIGHT}", "tpm": 150, "models": ["chat"]},
             ],
             "jwt": {"algorithm": "HS256", "secret": "${JWT_SECRET}"},
         },
@@ -277,6 +277,12 @@ def test_truncation_disabled_refuses_and_auto_drops(
     assert answer.output_text == "alpha: now?" and answer.truncation == "auto"
     sent = last_request(upstream)["messages"]
     assert 1 <= len(sent) < 5 and sent[-1] == {"role": "user", "content": "now?"}
+
+
+def test_model_access_applies(gateway: Gateway) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client(gateway, TIGHT).responses.create(model="small", input="not mine")
+    assert caught.value.code == "model_not_allowed" and caught.value.param == "model"
 
 
 def test_rate_limits_count_the_whole_rebuilt_conversation(gateway: Gateway) -> None:
