@@ -19,13 +19,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.errors import UpstreamUnavailableError
 from gateway.responses.store import MemoryStore, Store, StoredResponse, conversation_full
@@ -33,6 +35,9 @@ from gateway.responses.store import MemoryStore, Store, StoredResponse, conversa
 Body = dict[str, Any]
 Result = TypeVar("Result")
 RETRY_SECONDS = 1.0
+# What says Redis cannot serve now (down, unreachable, slow, a read-only replica);
+# any other Redis error is a bug to surface, not an outage to route around.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 # KEYS: thread, response. ARGV: expected thread length, ttl ms, record, items...
 # Appends when the thread is as long as expected; 0 (nothing written) otherwise.
@@ -51,7 +56,7 @@ return 1
 _CHAIN = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
-local record = cjson.decode(raw)
+local record = cjson.decode(string.sub(raw, 1, string.find(raw, '\\n', 1, true) - 1))
 local items = redis.call('LRANGE', record['thread'], 0, record['end'] - 1)
 table.insert(items, 1, raw)
 return items
@@ -145,7 +150,7 @@ class RedisStore:
 
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
         raw = await self._client.get(f"{self._prefix(owner)}resp:{response_id}")
-        return None if raw is None else StoredResponse.load(raw, self)
+        return None if raw is None else StoredResponse.load(cast(bytes, raw), self)
 
     async def thread(self, record: StoredResponse, stop: int) -> list[Body]:
         if stop <= 0:
@@ -287,7 +292,7 @@ class ResilientStore:
         if time.monotonic() >= self._down_until:
             try:
                 result = await call(self._redis)
-            except (RedisError, OSError) as exc:
+            except UNREACHABLE as exc:
                 self._failed(exc)
             else:
                 if self._down_until:
@@ -320,7 +325,7 @@ class ResilientStore:
         # A thread kept in Redis is nowhere else: never rebuild a shorter history.
         try:
             return await self._redis.thread(record, stop)
-        except (RedisError, OSError) as exc:
+        except UNREACHABLE as exc:
             self._failed(exc)
             raise UpstreamUnavailableError(
                 "Conversation state is unavailable right now: Redis cannot be reached.",

@@ -166,7 +166,7 @@ class ResponsesService:
         """A conversation's items up to a response of it (the context it ended)."""
         assert record.conversation is not None
         items = await self.store.conversation_items(owner, record.conversation) or []
-        produced = record.response.get("output") or []
+        produced = record.body().get("output") or []
         if produced:
             last = produced[-1]["id"]
             for index, item in enumerate(items):
@@ -215,7 +215,7 @@ class ResponsesService:
         return record
 
     async def retrieve(self, caller: Caller, response_id: str) -> Body:
-        return (await self._record(caller, response_id)).response
+        return (await self._record(caller, response_id)).body()
 
     async def delete(self, caller: Caller, response_id: str) -> Body:
         if not await self.store.delete_response(caller.owner, response_id):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -35,22 +35,38 @@ Body = dict[str, Any]
 @dataclass(slots=True)
 class StoredResponse:
     id: str
-    response: Body  # the Response object, as retrieved
+    response: Body | None  # the Response object, as retrieved (None: not parsed yet)
     start: int  # where its own input begins in the thread
     input_end: int
     end: int
     conversation: str | None = None
     thread: str = ""  # set by the store that keeps it
     home: object = field(default=None, compare=False)  # that store (never persisted)
+    response_json: bytes | None = field(default=None, repr=False)  # ``response``, unparsed
+
+    def body(self) -> Body:
+        """The Response object (parsed when first needed: a rebuild never needs it)."""
+        if self.response is None:
+            assert self.response_json is not None
+            self.response = dict(orjson.loads(self.response_json))
+        return self.response
 
     def dump(self) -> bytes:
-        data = asdict(self)
-        del data["home"]
-        return orjson.dumps(data)
+        """One line of the record's own fields, then the Response (never a newline in orjson's)."""
+        meta = {
+            "id": self.id,
+            "start": self.start,
+            "input_end": self.input_end,
+            "end": self.end,
+            "conversation": self.conversation,
+            "thread": self.thread,
+        }
+        return orjson.dumps(meta) + b"\n" + (self.response_json or orjson.dumps(self.body()))
 
     @classmethod
-    def load(cls, raw: bytes | str, home: object) -> StoredResponse:
-        return cls(**orjson.loads(raw), home=home)
+    def load(cls, raw: bytes, home: object) -> StoredResponse:
+        meta, _, response = raw.partition(b"\n")
+        return cls(**orjson.loads(meta), response=None, home=home, response_json=response)
 
 
 def conversation_full(limit: int, param: str) -> InvalidRequestError:

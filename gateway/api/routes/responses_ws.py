@@ -111,6 +111,13 @@ async def _turn(
     except asyncio.CancelledError:
         record.status = 499
         raise
+    except Exception:
+        # A bug must cost one turn, not the socket (and never show a traceback).
+        state.log.exception("unhandled error", request_id=record.request_id, path=request.path)
+        error = GatewayError("The server had an error while processing your request.")
+        record.error_type = error.type
+        record.status = error.status
+        await _error(socket, stream_id, error)
     finally:
         state.access_log.write(record)
         state.telemetry.finish(record, span)

@@ -72,7 +72,7 @@ async def test_a_chain_is_one_thread_read_back_whole(store: Store) -> None:
     items = await store.thread(last, last.end)
     assert [i["id"][4:6] for i in items] == ["qk", "ak", "qk", "ak", "qk", "ak"]
     assert await store.thread(made[0], made[0].end) == items[:2]
-    assert (await store.get_response("key:a", last.id)).response["id"] == last.id
+    assert (await store.get_response("key:a", last.id)).body()["id"] == last.id
 
 
 async def test_continuing_an_older_response_forks(store: Store) -> None:
