@@ -30,7 +30,13 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.errors import UpstreamUnavailableError
-from gateway.responses.store import MemoryStore, Store, StoredResponse, conversation_full
+from gateway.responses.store import (
+    MemoryStore,
+    Store,
+    StoredResponse,
+    conversation_full,
+    decode_items,
+)
 
 Body = dict[str, Any]
 Result = TypeVar("Result")
@@ -107,11 +113,6 @@ return 1
 """
 
 
-def _items(raw: list[Any]) -> list[Body]:
-    """Stored items (bytes: the client never decodes), parsed in one call as one array."""
-    return list(orjson.loads(b"[" + b",".join(raw) + b"]")) if raw else []
-
-
 class RedisStore:
     def __init__(self, url: str, ttl: float, max_items: int) -> None:
         self._client = aioredis.Redis.from_url(
@@ -155,13 +156,13 @@ class RedisStore:
     async def thread(self, record: StoredResponse, stop: int) -> list[Body]:
         if stop <= 0:
             return []
-        return _items(await self._client.lrange(record.thread, 0, stop - 1))
+        return decode_items(await self._client.lrange(record.thread, 0, stop - 1))
 
     async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
         raw = await self._chain(keys=[f"{self._prefix(owner)}resp:{response_id}"])
         if raw is None:
             return None
-        return StoredResponse.load(raw[0], self), _items(raw[1:])
+        return StoredResponse.load(raw[0], self), decode_items(raw[1:])
 
     async def put_response(
         self,
@@ -230,7 +231,7 @@ class RedisStore:
 
     async def conversation_items(self, owner: str, conversation_id: str) -> list[Body] | None:
         raw = await self._items(keys=self._conversation_keys(owner, conversation_id))
-        return None if raw is None else _items(raw)
+        return None if raw is None else decode_items(raw)
 
     async def add_items(
         self, owner: str, conversation_id: str, items: list[Body], *, enforce: bool

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
@@ -136,20 +136,30 @@ class Store(Protocol):
     async def aclose(self) -> None: ...
 
 
+def decode_items(raw: list[Any]) -> list[Body]:
+    """Stored items (JSON bytes each), parsed in one call as one array."""
+    return list(orjson.loads(b"[" + b",".join(raw) + b"]")) if raw else []
+
+
 @dataclass(slots=True)
 class _Thread:
-    items: list[Body]
+    items: list[bytes]
     refs: int = 0
 
 
 @dataclass(slots=True)
 class _Conversation:
-    meta: Body
-    items: OrderedDict[str, Body]
+    meta: bytes
+    items: OrderedDict[str, bytes]
 
 
 class MemoryStore:
-    """State in this process: LRU-bounded, expiring ``ttl`` seconds after the last write."""
+    """State in this process: LRU-bounded, expiring ``ttl`` seconds after the last write.
+
+    Everything is kept as JSON bytes, as Redis keeps it: a caller can never
+    change what is stored through an object it holds, memory is a few times
+    smaller than the same objects in Python, and the garbage collector has
+    nothing to walk through (bytes hold no references)."""
 
     def __init__(self, max_objects: int, ttl: float | None, max_items: int) -> None:
         self.max_objects = max_objects
@@ -181,7 +191,7 @@ class MemoryStore:
         while len(self._objects) > self.max_objects:
             self._drop(next(iter(self._objects)))
 
-    def _drop(self, key: tuple[str, str]) -> Any:
+    def _drop(self, key: tuple[str, str]) -> None:
         value, _ = self._objects.pop(key)
         if isinstance(value, StoredResponse):
             thread = self._threads.get(value.thread)
@@ -189,17 +199,17 @@ class MemoryStore:
                 thread.refs -= 1
                 if thread.refs <= 0:
                     del self._threads[value.thread]
-        return value
 
     # ---- responses -----------------------------------------------------------
 
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
         found = self._get(owner, response_id)
-        return found if isinstance(found, StoredResponse) else None
+        # A copy: parsing its Response must not leave objects in the store.
+        return replace(found) if isinstance(found, StoredResponse) else None
 
     async def thread(self, record: StoredResponse, stop: int) -> list[Body]:
         thread = self._threads.get(record.thread)
-        return [] if thread is None else thread.items[:stop]
+        return [] if thread is None else decode_items(thread.items[:stop])
 
     async def chain(self, owner: str, response_id: str) -> tuple[StoredResponse, list[Body]] | None:
         record = await self.get_response(owner, response_id)
@@ -213,19 +223,21 @@ class MemoryStore:
         items: list[Body],
         parent: StoredResponse | None,
     ) -> None:
+        encoded = [orjson.dumps(item) for item in items]
         thread = (
             None if parent is None or parent.home is not self else self._threads.get(parent.thread)
         )
         if thread is not None and parent is not None and len(thread.items) == parent.end:
-            thread.items.extend(items)
+            thread.items.extend(encoded)
             record.thread = parent.thread
         else:
-            thread = _Thread([*history, *items])
+            thread = _Thread([*(orjson.dumps(item) for item in history), *encoded])
             record.thread = record.id
             self._threads[record.id] = thread
         thread.refs += 1
         record.home = self
-        self._put(owner, record.id, record)
+        kept = replace(record, response=None, response_json=orjson.dumps(record.body()))
+        self._put(owner, record.id, kept)
 
     async def delete_response(self, owner: str, response_id: str) -> bool:
         record = await self.get_response(owner, response_id)
@@ -244,18 +256,18 @@ class MemoryStore:
         return found if isinstance(found, _Conversation) else None
 
     async def create_conversation(self, owner: str, conversation: Body, items: list[Body]) -> None:
-        stored = OrderedDict((item["id"], item) for item in items)
-        self._put(owner, conversation["id"], _Conversation(conversation, stored))
+        stored = OrderedDict((item["id"], orjson.dumps(item)) for item in items)
+        self._put(owner, conversation["id"], _Conversation(orjson.dumps(conversation), stored))
 
     async def get_conversation(self, owner: str, conversation_id: str) -> Body | None:
         found = self._conversation(owner, conversation_id)
-        return None if found is None else found.meta
+        return None if found is None else dict(orjson.loads(found.meta))
 
     async def update_conversation(self, owner: str, conversation: Body) -> bool:
         found = self._conversation(owner, conversation["id"])
         if found is None:
             return False
-        found.meta = conversation
+        found.meta = orjson.dumps(conversation)
         self._put(owner, conversation["id"], found)
         return True
 
@@ -267,7 +279,7 @@ class MemoryStore:
 
     async def conversation_items(self, owner: str, conversation_id: str) -> list[Body] | None:
         found = self._conversation(owner, conversation_id)
-        return None if found is None else list(found.items.values())
+        return None if found is None else decode_items(list(found.items.values()))
 
     async def add_items(
         self, owner: str, conversation_id: str, items: list[Body], *, enforce: bool
@@ -277,13 +289,14 @@ class MemoryStore:
             return False
         if enforce and len(found.items) + len(items) > self.max_items:
             raise conversation_full(self.max_items, "items")
-        found.items.update((item["id"], item) for item in items)
+        found.items.update((item["id"], orjson.dumps(item)) for item in items)
         self._put(owner, conversation_id, found)
         return True
 
     async def get_item(self, owner: str, conversation_id: str, item_id: str) -> Body | None:
         found = self._conversation(owner, conversation_id)
-        return None if found is None else found.items.get(item_id)
+        raw = None if found is None else found.items.get(item_id)
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> bool:
         found = self._conversation(owner, conversation_id)
