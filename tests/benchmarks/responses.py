@@ -9,12 +9,18 @@
     in Redis (``store: false``, so every request rebuilds the same history).
     Direct sends the mock the same chat bodies (1 message, and the 41 the
     rebuild makes), so the upstream's share of the bigger body is visible.
+
+Each pair runs A-B-B-A (twice in a full run) and the gateway's figures are
+means over its runs: on a shared machine the load drifts from run to run, and
+the order puts that drift on both sides alike.
 """
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +47,30 @@ def _p99(run: dict[str, Any]) -> float:
     return float(run["latency_ms"]["p99"])
 
 
-def _cpu(run: dict[str, Any]) -> float | None:
+def _cpu(run: dict[str, Any]) -> float:
     """The gateway's own CPU per request: steadier than latency on a busy machine."""
-    value = run.get("subject_cpu_ms_per_request")
-    return None if value is None else float(value)
+    return float(run["subject_cpu_ms_per_request"])
+
+
+def _mean(runs: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
+    return round(statistics.mean(pick(run) for run in runs), 3)
+
+
+def alternate(
+    result: WorkloadResult,
+    a: tuple[str, Callable[[], dict[str, Any]]],
+    b: tuple[str, Callable[[], dict[str, Any]]],
+    cycles: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Runs of A and B in A-B-B-A order, ``cycles`` times: on a shared machine
+    the load drifts from run to run, and this puts its drift on both alike."""
+    runs: dict[str, list[dict[str, Any]]] = {a[0]: [], b[0]: []}
+    for _ in range(cycles):
+        for name, run in (a, b, b, a):
+            print(f"  ({result.id}) {name} ...", flush=True)
+            runs[name].append(run())
+            result.runs[f"{name} #{len(runs[name])}"] = runs[name][-1]
+    return runs[a[0]], runs[b[0]]
 
 
 def responses_overhead(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
@@ -54,39 +80,35 @@ def responses_overhead(subjects: list[Subject], sizes: Sizes) -> WorkloadResult:
     direct = next(s for s in subjects if s.name == "direct")
     gateway = next(s for s in subjects if s.name == "gateway")
     print("  (i) direct ...", flush=True)
-    result.runs["direct"] = send(direct, load, CHAT)
-    print("  (i) gateway /v1/chat/completions ...", flush=True)
-    chat = result.runs["gateway /v1/chat/completions"] = send(gateway, load, CHAT)
-    print("  (i) gateway /v1/responses ...", flush=True)
-    responses = result.runs["gateway /v1/responses"] = send(
-        gateway, load, RESPONSES, path="/responses"
+    plain = result.runs["direct"] = send(direct, load, CHAT)
+    chat, responses = alternate(
+        result,
+        ("gateway /v1/chat/completions", lambda: send(gateway, load, CHAT)),
+        ("gateway /v1/responses", lambda: send(gateway, load, RESPONSES, path="/responses")),
+        sizes.engine_cycles,
     )
-    plain = result.runs["direct"]
     for name, pick in (("latency p50", _p50), ("latency p99", _p99)):
-        result.metrics.append(
-            Metric(
-                f"{name}, /v1/chat/completions",
-                "ms",
-                "added",
-                {"direct": pick(plain), "gateway": pick(chat)},
-            )
-        )
-        result.metrics.append(
-            Metric(
-                f"{name}, /v1/responses",
-                "ms",
-                "added",
-                {"direct": pick(plain), "gateway": pick(responses)},
-            )
-        )
-    added = round(_p50(responses) - _p50(chat), 3)
+        for endpoint, runs in (("/v1/chat/completions", chat), ("/v1/responses", responses)):
+            values = {"direct": pick(plain), "gateway": _mean(runs, pick)}
+            result.metrics.append(Metric(f"{name}, {endpoint}", "ms", "added", values))
+    added = round(_mean(responses, _p50) - _mean(chat, _p50), 3)
     result.metrics += [
         Metric(
             "/v1/responses minus /v1/chat/completions, p50", "ms", "absolute", {"gateway": added}
         ),
-        Metric("CPU per request, /v1/chat/completions", "ms", "absolute", {"gateway": _cpu(chat)}),
-        Metric("CPU per request, /v1/responses", "ms", "absolute", {"gateway": _cpu(responses)}),
+        Metric(
+            "CPU per request, /v1/chat/completions",
+            "ms",
+            "absolute",
+            {"gateway": _mean(chat, _cpu)},
+        ),
+        Metric(
+            "CPU per request, /v1/responses", "ms", "absolute", {"gateway": _mean(responses, _cpu)}
+        ),
     ]
+    result.notes.append(
+        f"gateway figures: means of {len(chat)} A-B-B-A runs of {load.requests} requests each"
+    )
     return result
 
 
@@ -142,61 +164,47 @@ def rebuild_from_redis(direct: Subject, sizes: Sizes, logs: Path) -> WorkloadRes
         print("  (j) direct, 1 and 41 messages ...", flush=True)
         result.runs["direct"] = send(direct, load, CHAT)
         result.runs["direct, 41 messages"] = send(direct, load, _history_chat())
-        print("  (j) gateway, no history ...", flush=True)
-        result.runs["gateway, no history"] = send(gateway, load, stateless, path="/responses")
-        print("  (j) gateway, history from Redis ...", flush=True)
-        result.runs["gateway, history"] = send(gateway, load, rebuilt, path="/responses")
+        bare, history = alternate(
+            result,
+            ("gateway, no history", lambda: send(gateway, load, stateless, path="/responses")),
+            ("gateway, history", lambda: send(gateway, load, rebuilt, path="/responses")),
+            sizes.engine_cycles,
+        )
     finally:
         assert gateway.server is not None
         gateway.server.stop()
         redis.stop()
     runs = result.runs
+    turns = f"{TURNS}-turn history from Redis"
     result.metrics += [
         Metric(
             "latency p50, no history",
             "ms",
             "added",
-            {"direct": _p50(runs["direct"]), "gateway": _p50(runs["gateway, no history"])},
+            {"direct": _p50(runs["direct"]), "gateway": _mean(bare, _p50)},
         ),
         Metric(
-            f"latency p50, {TURNS}-turn history from Redis",
+            f"latency p50, {turns}",
             "ms",
             "added",
-            {
-                "direct": _p50(runs["direct, 41 messages"]),
-                "gateway": _p50(runs["gateway, history"]),
-            },
+            {"direct": _p50(runs["direct, 41 messages"]), "gateway": _mean(history, _p50)},
         ),
         Metric(
-            f"latency p99, {TURNS}-turn history from Redis",
+            f"latency p99, {turns}",
             "ms",
             "added",
-            {
-                "direct": _p99(runs["direct, 41 messages"]),
-                "gateway": _p99(runs["gateway, history"]),
-            },
+            {"direct": _p99(runs["direct, 41 messages"]), "gateway": _mean(history, _p99)},
         ),
         Metric(
             "added by the rebuild, p50",
             "ms",
             "absolute",
-            {
-                "gateway": round(
-                    _p50(runs["gateway, history"]) - _p50(runs["gateway, no history"]), 3
-                )
-            },
+            {"gateway": round(_mean(history, _p50) - _mean(bare, _p50), 3)},
         ),
-        Metric(
-            "CPU per request, no history",
-            "ms",
-            "absolute",
-            {"gateway": _cpu(runs["gateway, no history"])},
-        ),
-        Metric(
-            f"CPU per request, {TURNS}-turn history from Redis",
-            "ms",
-            "absolute",
-            {"gateway": _cpu(runs["gateway, history"])},
-        ),
+        Metric("CPU per request, no history", "ms", "absolute", {"gateway": _mean(bare, _cpu)}),
+        Metric(f"CPU per request, {turns}", "ms", "absolute", {"gateway": _mean(history, _cpu)}),
     ]
+    result.notes.append(
+        f"gateway figures: means of {len(bare)} A-B-B-A runs of {load.requests} requests each"
+    )
     return result
