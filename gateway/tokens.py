@@ -104,8 +104,10 @@ class TokenCounter:
 
 
 def _message_text(message: dict[str, Any]) -> str:
-    parts: list[str] = []
     content = message.get("content")
+    if isinstance(content, str) and "tool_calls" not in message:
+        return content  # most messages, at once
+    parts: list[str] = []
     if isinstance(content, str):
         parts.append(content)
     elif isinstance(content, list):
