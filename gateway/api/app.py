@@ -23,6 +23,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
 from gateway.observability.logs import AccessLog, make_logger
 from gateway.observability.telemetry import Telemetry
+from gateway.responses.build import build_responses
 from gateway.routing.build import build_router
 from gateway.routing.health import TargetHealth
 from gateway.routing.reload import BuildRouter, LiveRouting, Rewrite
@@ -87,6 +88,7 @@ def create_app(
             telemetry = Telemetry(config, log)
             build = _router_builder(adapters, created, tokens, engines, telemetry)
             routing = LiveRouting(config, adapters, build, rewrite=reload_rewrite)
+            responses = build_responses(config, tokens, log)
             app[STATE] = AppState(
                 config=config,
                 router=routing.router,
@@ -96,6 +98,7 @@ def create_app(
                 log=log,
                 access=access,
                 telemetry=telemetry,
+                responses=responses,
                 adapters=adapters,
                 engines=engines,
                 started=time.perf_counter(),
@@ -125,6 +128,7 @@ def create_app(
                 await asyncio.gather(*(a.aclose() for a in adapters.values()))
                 await engines.aclose()
                 await telemetry.aclose()
+                await responses.aclose()
 
     app.cleanup_ctx.append(lifespan)
     return app

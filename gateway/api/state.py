@@ -14,6 +14,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
 from gateway.observability.logs import AccessLog, AccessRecord
 from gateway.observability.telemetry import Telemetry
+from gateway.responses.build import ResponsesApi
 from gateway.routing.reload import LiveRouting
 from gateway.routing.router import Router
 from gateway.tokens import TokenCounter
@@ -28,6 +29,7 @@ class AppState:
     log: Any
     access: AccessControl  # keys, JWT, limits (gateway.access.control)
     telemetry: Telemetry  # metrics, audit log, tracing (gateway.observability.telemetry)
+    responses: ResponsesApi  # Responses and Conversations APIs, their state (gateway.responses)
     adapters: dict[str, Adapter] = field(default_factory=dict)
     engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
     routing: LiveRouting | None = None  # owns ``router`` and its reload

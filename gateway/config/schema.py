@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from adapters.config import ConnectionDefaults, ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
 from gateway.config.observability import AuditConfig, TracingConfig
+from gateway.config.state import StateConfig
 
 
 class ServerConfig(Strict):
@@ -177,6 +178,8 @@ class GatewayConfig(Strict):
     # Observability (gateway.config.observability): both off unless present.
     audit: AuditConfig | None = None
     tracing: TracingConfig | None = None
+    # Responses and Conversations state (gateway.config.state): memory unless redis.
+    state: StateConfig = Field(default_factory=StateConfig)
 
     def provider(self, name: str) -> ProviderConfig:
         """A provider as it is reached: its own settings, ``routing:``'s for the rest."""

@@ -43,8 +43,11 @@ PREFIX = "vllm_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # The OpenAI inference endpoints: what the request metrics count (probes and
-# admin calls would only blur traffic and latency).
-INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+# admin calls would only blur traffic and latency). ``POST /v1/responses`` and
+# each turn of its WebSocket mode count; the socket's upgrade (a GET) does not.
+INFERENCE_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
+)
 # Model names come from clients: only configured ones become label values.
 OTHER_MODEL = "other"
 BREAKER_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
@@ -126,7 +129,7 @@ class Metrics:
         self.scraper = EngineScraper(PREFIX, scrape_timeout)
         self.router_observer = RouterMetrics(self)
         self._targets: list[Target] = []
-        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
         self._sampler: asyncio.Task[None] | None = None
@@ -143,8 +146,8 @@ class Metrics:
 
         self.requests = counter(
             "requests",
-            "Inference requests by public model, target and HTTP status",
-            ("model", "target", "status"),
+            "Inference requests by public model, target, HTTP status and endpoint",
+            ("model", "target", "status", "endpoint"),
         )
         self.errors = counter(
             "errors",
@@ -198,14 +201,15 @@ class Metrics:
 
     def observe(self, record: AccessRecord, now: float) -> None:
         """Count one finished request (``now``: perf_counter at its end)."""
-        if record.path not in INFERENCE_PATHS:
+        if record.path not in INFERENCE_PATHS or record.method == "GET":
             return
         model = record.model if record.model in self._models else self.model_label(record.model)
         target = record.target or ""
-        key = (model, target, record.status)
+        key = (model, target, record.status, record.path)
         child = self._requests.get(key)
         if child is None:
-            child = self._requests[key] = self.requests.labels(model, target, str(record.status))
+            labels = (model, target, str(record.status), record.path)
+            child = self._requests[key] = self.requests.labels(*labels)
         child.inc()
         series = self._by_model.get(model)
         if series is None:

@@ -11,6 +11,8 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
   (d) soak, 100,000 requests: gateway RSS along the way
   (e) startup: process start to /health ready, no engines
   (h) serve --workers 1 vs 2, unpinned: what a second worker adds
+  (i) /v1/responses next to /v1/chat/completions, concurrency 1: added latency
+  (j) a 20-turn conversation rebuilt from Redis: added latency
   (f) a real vLLM CPU engine on a tiny checkpoint: completion tokens/s
 
 ``--smoke`` shrinks every load to seconds (CI); ``--compare`` also measures,
@@ -38,6 +40,7 @@ from tests.benchmarks.engine import through_engine
 from tests.benchmarks.loads import FULL, SMOKE, Sizes
 from tests.benchmarks.mock_upstream import MODEL as MOCK_MODEL
 from tests.benchmarks.procs import Server
+from tests.benchmarks.responses import rebuild_from_redis, responses_overhead
 from tests.benchmarks.subjects import (
     Subject,
     direct_subject,
@@ -58,7 +61,7 @@ from tests.benchmarks.workloads import (
     throughput,
 )
 
-WORKLOADS = "abcgdehf"  # run in this order: the steady ones against one mock first
+WORKLOADS = "abcgidehjf"  # run in this order: the steady ones against one mock first
 SMOKE_WORKLOADS = "abcgeh"
 # (upstream base url, upstream model, log dir) -> a started subject
 Starter = Callable[[str, str, Path], Subject]
@@ -102,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_against_mock(
     workloads: list[str], subjects: list[str], sizes: Sizes, logs: Path
 ) -> list[WorkloadResult]:
-    """(a)-(e), (g) and (h): every subject in front of the same mock upstream."""
+    """(a)-(e) and (g)-(j): every subject in front of the same mock upstream."""
     results: list[WorkloadResult] = []
     mock = start_mock(logs)
     upstream = mock.url + "/v1"
@@ -111,7 +114,7 @@ def run_against_mock(
         return lambda: STARTERS[name](upstream, MOCK_MODEL, logs)
 
     try:
-        steady = [w for w in workloads if w in "abcg"]
+        steady = [w for w in workloads if w in "abcgi"]
         if steady:
             results += _steady_workloads(steady, mock, [starter(s) for s in subjects], sizes)
         if "d" in workloads:
@@ -128,6 +131,9 @@ def run_against_mock(
             print("(e) startup", flush=True)
             repeats = {name: sizes.startup_repeats if name == "gateway" else 1 for name in subjects}
             results.append(startup({name: starter(name) for name in subjects}, repeats))
+        if "j" in workloads:
+            print("(j) conversation rebuilt from Redis", flush=True)
+            results.append(rebuild_from_redis(direct_subject(mock, MOCK_MODEL), sizes, logs))
     finally:
         mock.stop()
     return results
@@ -140,7 +146,13 @@ def _steady_workloads(
     try:
         for start in starters:
             subjects.append(start())
-        steps = {"a": latency_at_one, "b": throughput, "c": streaming, "g": paced_streaming}
+        steps = {
+            "a": latency_at_one,
+            "b": throughput,
+            "c": streaming,
+            "g": paced_streaming,
+            "i": responses_overhead,
+        }
         results = []
         for workload in workloads:
             print(f"({workload})", flush=True)

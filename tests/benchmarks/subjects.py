@@ -60,6 +60,7 @@ def start_gateway(
     upstream_model: str,
     name: str = "gateway",
     workers: int | None = None,
+    redis_url: str | None = None,
 ) -> Subject:
     """``python -m gateway serve`` alone on the gateway core, configured as
     ``name`` says (``configs.GATEWAY_VARIANTS``); with ``workers``,
@@ -67,7 +68,7 @@ def start_gateway(
     port = free_port()
     variant_dir = log_dir / f"{name}-{port}"
     variant_dir.mkdir()
-    config = gateway_bench_config(upstream_base_url, upstream_model, variant_dir, name)
+    config = gateway_bench_config(upstream_base_url, upstream_model, variant_dir, name, redis_url)
     config_path = log_dir / f"{name}-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     args = python_module("gateway", "serve", "--config", str(config_path), "--port", str(port))

@@ -24,7 +24,12 @@ Behaviour:
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
   ``REASONING`` as ``reasoning_content`` first (streams: one delta a word),
-  as DeepSeek's API and vLLM's reasoning parsers do.
+  as DeepSeek's API and vLLM's reasoning parsers do; ``[length]`` ends with
+  ``finish_reason: length``.
+- Tools: a ``tool_choice`` naming a function (or ``required``: the first tool)
+  is answered with one call of it, arguments ``{"echo": <last user text>}``
+  (streamed in two pieces). When the last message is a tool result the answer
+  is ``"<name>: tool said <its content>"``.
 """
 
 from __future__ import annotations
@@ -41,12 +46,15 @@ from aiohttp import web
 
 State = dict[str, Any]
 STATE = web.AppKey("state", dict)
-REASONING = "First, read the question. Then answer it."
+REASONING = "thinking about it"
 
 
 def _reply_text(name: str, body: dict[str, Any]) -> str:
     if "messages" in body:
-        users = [m for m in body["messages"] if m.get("role") == "user"]
+        messages = body["messages"]
+        if messages and messages[-1].get("role") == "tool":
+            return f"{name}: tool said {messages[-1].get('content')}"
+        users = [m for m in messages if m.get("role") == "user"]
         content = users[-1].get("content") if users else ""
         if isinstance(content, list):
             content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
@@ -64,6 +72,31 @@ def _continued(full: str, body: dict[str, Any]) -> str:
         return full
     started = messages[-1].get("content") or ""
     return full[len(started) :] if full.startswith(started) else full
+
+
+def _forced_call(body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The tool call a request forces (a named tool_choice, or required), if any."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name", "")
+    elif choice == "required" and tools:
+        name = tools[0]["function"]["name"]
+    else:
+        return None
+    arguments = orjson.dumps({"echo": text.split(": ", 1)[-1]}).decode()
+    return {
+        "id": f"call_fake_{name}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _finish(text: str, call: dict[str, Any] | None, fault: dict[str, Any]) -> str:
+    if call is not None:
+        return "tool_calls"
+    if fault.get("content_filter"):
+        return "content_filter"
+    return "length" if "[length]" in text else "stop"
 
 
 def _usage(body: dict[str, Any], text: str, n: int) -> dict[str, int]:
@@ -138,17 +171,20 @@ async def generate(request: web.Request) -> web.StreamResponse:
     n = int(body.get("n") or 1)
     if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
+    call = _forced_call(body, text) if chat else None
     if body.get("stream"):
-        return await _stream(request, state, body, text, n, chat, fault)
+        return await _stream(request, state, body, text, n, chat, fault, call)
     if chat:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if "[think]" in text:
             message["reasoning_content"] = REASONING
+        if call is not None:
+            message.update(content=None, tool_calls=[call])
         choices = [
             {
                 "index": i,
                 "message": message,
-                "finish_reason": "content_filter" if fault.get("content_filter") else "stop",
+                "finish_reason": _finish(text, call, fault),
                 "logprobs": None,
             }
             for i in range(n)
@@ -177,12 +213,13 @@ async def _stream(
     n: int,
     chat: bool,
     fault: dict[str, Any],
+    call: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     # One piece per word, each with the space before it (as a continuation
     # may begin with a space, the first piece keeps its own).
-    words = re.findall(r"\s*\S+", text) or [""]
+    words = [] if call is not None else re.findall(r"\s*\S+", text) or [""]
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -191,8 +228,10 @@ async def _stream(
         "model": body["model"],
     }
     try:
-        if chat and "[think]" in text:
-            await _stream_reasoning(response, base, n, gap)
+        prelude = _prelude(text, call) if chat else []
+        for piece in prelude:
+            choice = {"index": 0, "finish_reason": None, "logprobs": None, "delta": piece}
+            await response.write(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")
         for position, piece in enumerate(words):
             if position == fault.get("drop_after"):
                 assert request.transport is not None
@@ -203,7 +242,7 @@ async def _stream(
                 if chat:
                     choice["delta"] = (
                         {"role": "assistant", "content": piece}
-                        if position == 0
+                        if position == 0 and not prelude
                         else {"content": piece}
                     )
                 else:
@@ -223,7 +262,8 @@ async def _stream(
             if gap:
                 await asyncio.sleep(gap)
         for index in range(n):
-            end: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
+            finish = _finish(text, call, fault) if chat else "stop"
+            end: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": None}
             end["delta" if chat else "text"] = {} if chat else ""
             await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
         if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
@@ -238,17 +278,23 @@ async def _stream(
     return response
 
 
-async def _stream_reasoning(
-    response: web.StreamResponse, base: dict[str, Any], n: int, gap: float
-) -> None:
-    for position, word in enumerate(REASONING.split(" ")):
-        delta = {"reasoning_content": word if position == 0 else " " + word}
-        if position == 0:
-            delta["role"] = "assistant"
-        choices = [{"index": i, "delta": delta, "finish_reason": None} for i in range(n)]
-        await response.write(b"data: " + orjson.dumps({**base, "choices": choices}) + b"\n\n")
-        if gap:
-            await asyncio.sleep(gap)
+def _prelude(text: str, call: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Stream deltas before the content: reasoning words, or a tool call in pieces."""
+    deltas: list[dict[str, Any]] = []
+    if "[think]" in text:
+        words = re.findall(r"\s*\S+", REASONING)
+        deltas += [{"reasoning_content": word} for word in words]
+        deltas[0]["role"] = "assistant"
+    if call is not None:
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+        deltas.append(
+            {"tool_calls": [head]} if deltas else {"role": "assistant", "tool_calls": [head]}
+        )
+        for piece in (arguments[:half], arguments[half:]):
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    return deltas
 
 
 async def embeddings(request: web.Request) -> web.Response:
