@@ -12,6 +12,7 @@ Adapters raise ``adapters.errors`` exceptions, never return error values.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from adapters.config import Timeouts
@@ -20,9 +21,26 @@ Body = dict[str, Any]
 Batch = list[Body]
 
 
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """What a broken stream had sent the client: the text of its one choice
+    (reasoning apart), so that another backend can continue the answer."""
+
+    content: str
+    reasoning: str
+    tokens: int  # chunks with text: one per generated token for vLLM
+
+    @property
+    def in_reasoning(self) -> bool:
+        """The stream broke while the model was still reasoning."""
+        return bool(self.reasoning) and not self.content
+
+
 class Adapter(Protocol):
     """``deadline``: when the router's attempt must be over (the event loop's
     clock), or None; a stream's deadline bounds it until its first chunk."""
+
+    system: str  # what OpenTelemetry's GenAI conventions call it (gen_ai.system)
 
     async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body: ...
 
@@ -43,6 +61,12 @@ class Adapter(Protocol):
     async def embeddings(
         self, body: Body, timeouts: Timeouts, deadline: float | None = None
     ) -> Body: ...
+
+    def continuation(self, operation: str, body: Body, partial: Partial) -> Body | None:
+        """The request that makes this backend continue ``partial`` (``body``:
+        the original request, with this backend's model), or None when it
+        cannot continue an answer it did not start."""
+        ...
 
     async def list_models(self) -> list[str]: ...
 

@@ -125,6 +125,11 @@ class OpenAIProviderConfig(ProviderConnection):
         False,
         description="Rename vLLM's 'reasoning' field to DeepSeek's 'reasoning_content'",
     )
+    continuation: bool = Field(
+        False,
+        description="The server continues an unfinished assistant message "
+        "(vLLM's continue_final_message): a stream broken elsewhere can finish here",
+    )
 
 
 # OpenAI reasoning_effort -> thinking-token budget, for the kinds that take a budget.

@@ -179,10 +179,17 @@ class UpstreamUnavailableError(UpstreamError):
     type = "service_unavailable"
     default_code = "service_unavailable"
 
-    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float = 1.0, retryable: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self._retryable = retryable
         self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
+
+    @property
+    def retryable(self) -> bool:
+        return self._retryable
 
 
 class UpstreamTimeoutError(UpstreamError):

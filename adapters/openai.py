@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from adapters.base import Partial
 from adapters.client import ProviderClient, transport_settings
 from adapters.config import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -18,6 +19,7 @@ from adapters.config import (
     ProviderConnection,
     Timeouts,
 )
+from adapters.continuation import openai_continuation
 from adapters.errors import UpstreamError
 from adapters.transport.sse import ChunkDecoder
 
@@ -26,7 +28,11 @@ Batch = list[Body]
 
 
 class OpenAIAdapter:
+    system = "openai"  # OpenTelemetry's gen_ai.system
     _rename_reasoning = False
+    # Whether the server continues an unfinished assistant message (vLLM does).
+    _continues = False
+    _reasoning_opener: str | None = None
 
     def __init__(self, config: OpenAIProviderConfig) -> None:
         headers = dict(config.headers)
@@ -34,6 +40,7 @@ class OpenAIAdapter:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self._connect(config, config.base_url, headers)
         self._rename_reasoning = config.rename_reasoning
+        self._continues = config.continuation
 
     def _connect(
         self, config: ProviderConnection, base_url: str, headers: Mapping[str, str]
@@ -84,6 +91,11 @@ class OpenAIAdapter:
         self, body: Body, timeouts: Timeouts, deadline: float | None = None
     ) -> Body:
         return await self._post("/embeddings", body, timeouts, deadline)
+
+    def continuation(self, operation: str, body: Body, partial: Partial) -> Body | None:
+        if not self._continues:
+            return None
+        return openai_continuation(operation, body, partial, self._reasoning_opener)
 
     async def list_models(self) -> list[str]:
         data = (await self._client.get(self._url("/models", None))).get("data", [])

@@ -160,6 +160,11 @@ def engines_gateway(
             {"provider": "backup", "model": "m", "tier": 2},
         ]
     }
+    # Two engines behind one model: a stream cut on one finishes on the other.
+    models["llama-qwen-pair"] = {
+        "targets": [{"engine": "tiny-llama3"}, {"engine": "tiny-qwen2"}],
+        "strategy": "round-robin",
+    }
     config = {
         "engines": engines,
         "providers": {"backup": {"kind": "openai", "base_url": backup_upstream.base_url}},

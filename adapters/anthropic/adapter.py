@@ -17,8 +17,10 @@ from adapters.anthropic.format import (
     to_anthropic_request,
 )
 from adapters.anthropic.stream import AnthropicStream
+from adapters.base import Partial
 from adapters.client import Batch, FailedStream, ProviderClient, transport_settings
 from adapters.config import AnthropicProviderConfig, Timeouts
+from adapters.continuation import prefill_continuation
 from adapters.translation import Body, unsupported_endpoint
 from adapters.transport.sse import ChunkDecoder
 
@@ -26,6 +28,8 @@ PROVIDER = "anthropic"
 
 
 class AnthropicAdapter:
+    system = "anthropic"  # OpenTelemetry's gen_ai.system
+
     def __init__(self, config: AnthropicProviderConfig) -> None:
         self._base = config.base_url.rstrip("/")
         headers = {"anthropic-version": config.anthropic_version, **config.headers}
@@ -71,6 +75,9 @@ class AnthropicAdapter:
         self, body: Body, timeouts: Timeouts, deadline: float | None = None
     ) -> Body:
         raise unsupported_endpoint(PROVIDER, "/v1/embeddings")
+
+    def continuation(self, operation: str, body: Body, partial: Partial) -> Body | None:
+        return prefill_continuation(operation, body, partial)
 
     async def list_models(self) -> list[str]:
         data = (await self._client.get(self._base + "/models")).get("data", [])

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+from adapters.base import Partial
 from adapters.client import Batch, FailedStream, ProviderClient, transport_settings
 from adapters.config import GeminiProviderConfig, Timeouts
 from adapters.gemini.embeddings import from_embed_response, to_embed_request
@@ -34,6 +35,8 @@ def _call_id_prefix() -> str:
 
 
 class GeminiAdapter:
+    system = "gcp.gemini"  # OpenTelemetry's gen_ai.system
+
     def __init__(self, config: GeminiProviderConfig) -> None:
         self._base = config.base_url.rstrip("/")
         headers = dict(config.headers)
@@ -85,6 +88,9 @@ class GeminiAdapter:
             self._url(body["model"], method), request, timeouts, deadline
         )
         return from_embed_response(result, str(body["model"]), body.get("encoding_format"))
+
+    def continuation(self, operation: str, body: Body, partial: Partial) -> Body | None:
+        return None  # Gemini has no way to continue a model turn it did not write
 
     async def list_models(self) -> list[str]:
         listing = (await self._client.get(self._base + "/models")).get("models", [])

@@ -25,6 +25,7 @@ from gateway.engines.runtime import LocalEngines
 from gateway.guardrails.service import Guardrails
 from gateway.observability.logs import AccessLog, make_logger
 from gateway.observability.telemetry import Telemetry
+from gateway.responses.build import build_responses
 from gateway.routing.build import build_router
 from gateway.routing.health import TargetHealth
 from gateway.routing.reload import BuildRouter, LiveRouting, Rewrite
@@ -95,6 +96,7 @@ def create_app(
 
             guardrails = Guardrails(config, current_router)
             cache = ResponseCache(config, current_router, log)
+            responses = build_responses(config, tokens, log)
             app[STATE] = AppState(
                 config=config,
                 router=routing.router,
@@ -104,6 +106,7 @@ def create_app(
                 log=log,
                 access=access,
                 telemetry=telemetry,
+                responses=responses,
                 adapters=adapters,
                 engines=engines,
                 started=time.perf_counter(),
@@ -136,6 +139,7 @@ def create_app(
                 await engines.aclose()
                 await telemetry.aclose()
                 await cache.aclose()
+                await responses.aclose()
 
     app.cleanup_ctx.append(lifespan)
     return app

@@ -4,15 +4,18 @@ OpenAI frames it (``data: {json}\\n\\n`` per chunk, then ``data: [DONE]\\n\\n``)
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from adapters.errors import GatewayError
+from gateway.api.drain import Drain
 from gateway.observability.logs import AccessRecord
+from gateway.routing.streams import BatchStream
 from gateway.tokens import TokenCounter
 
 Body = dict[str, Any]
@@ -24,18 +27,6 @@ SSE_HEADERS = {
     # Tell reverse proxies (nginx) not to buffer the stream.
     "X-Accel-Buffering": "no",
 }
-
-
-class Batches(Protocol):
-    """The rest of a stream, batch by batch: an upstream's (``TargetStream``) or
-    a cached one's."""
-
-    @property
-    def finished(self) -> bool: ...
-
-    def __anext__(self) -> Awaitable[Batch]: ...
-
-    async def aclose(self) -> None: ...
 
 
 class ChunkFilter(Protocol):
@@ -92,9 +83,11 @@ class StreamRelay:
         include_usage: bool,
         record: AccessRecord,
         tokens: TokenCounter,
+        drain: Drain,
         filters: Sequence[ChunkFilter] = (),
     ) -> None:
         self.public_name = public_name
+        self.drain = drain
         self.filters = filters
         self.failed = False
         self.body = body
@@ -161,7 +154,7 @@ class StreamRelay:
                 )
         return None
 
-    async def run(self, response: web.StreamResponse, first: Batch, rest: Batches) -> None:
+    async def run(self, response: web.StreamResponse, first: Batch, rest: BatchStream) -> None:
         """Send each batch in one write (a burst that arrived together leaves
         together); the last batch leaves with the end of the response."""
         last = b""
@@ -180,18 +173,31 @@ class StreamRelay:
             if self.filters:
                 last += self._encode_held()
         except GatewayError as exc:
-            # The status line is gone: the failure becomes the last event,
-            # so the client sees an error, never a silently short answer.
-            self.failed = True
-            self.record.error_type = exc.type
-            self._record_gap()
-            await response.write_eof(sse(exc.to_dict()) + SSE_DONE)
+            await self._end_with(response, rest, exc)
+            return
+        except asyncio.CancelledError:
+            if not self.drain.ending:
+                raise  # the client went away
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._end_with(response, rest, self.drain.error())
             return
         closing = self.closing_usage_chunk()
         self.record.prompt_tokens = self.usage.get("prompt_tokens") if self.usage else None
         self.record.completion_tokens = self.usage.get("completion_tokens") if self.usage else None
-        self._record_gap()
+        self._record_end(rest)
         await response.write_eof(b"".join((last, closing or b"", SSE_DONE)))
+
+    async def _end_with(
+        self, response: web.StreamResponse, rest: BatchStream, error: GatewayError
+    ) -> None:
+        """The status line is gone: the failure becomes the last event, so the
+        client sees an error, never a silently short answer."""
+        self.failed = True
+        self.record.error_type = error.type
+        self._record_end(rest)
+        await response.write_eof(sse(error.to_dict()) + SSE_DONE)
 
     def _encode_held(self) -> bytes:
         """What the filters still held at the end, through the filters after them."""
@@ -211,6 +217,11 @@ class StreamRelay:
         finally:
             self.filters = filters
 
-    def _record_gap(self) -> None:
+    def _record_end(self, rest: BatchStream) -> None:
         if self.chunks > 1:
             self.record.inter_token = (self.last_at - self.first_at) / (self.chunks - 1)
+        failovers = getattr(rest, "failovers", None)
+        if failovers:  # the access log names every switch of a failed-over stream
+            self.record.failover = " -> ".join(
+                [failovers[0]["from"], *(f["to"] for f in failovers)]
+            )

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import numpy as np
 
 from gateway.config.cache import SemanticCacheConfig
-from gateway.routing.router import Call, Router
+from gateway.routing.model import Call
+from gateway.routing.router import Router
 
 
 def as_vector(values: list[float]) -> bytes | None:

@@ -184,10 +184,14 @@ def _allowed_keys(raw_loc: tuple[Any, ...]) -> list[str]:
 
 
 def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
+    if config.state.backend == "redis" and config.redis_url is None:
+        loc: Loc = ("state", "backend")
+        needs = "'redis' needs redis_url (the Redis the replicas share)"
+        yield f"{format_loc(loc)}: {needs}{_line_of(loc, lines)}"
     for name, model in config.models.items():
         for index, target in enumerate(model.targets):
             if target.provider is not None and target.provider not in config.providers:
-                loc: Loc = ("models", name, "targets", index, "provider")
+                loc = ("models", name, "targets", index, "provider")
                 yield (
                     f"{format_loc(loc)}: unknown provider '{target.provider}'"
                     f"{_did_you_mean(target.provider, config.providers)}{_line_of(loc, lines)}"

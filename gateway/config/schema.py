@@ -18,6 +18,7 @@ from gateway.config.access import AuthConfig
 from gateway.config.cache import CacheConfig, ModelCache
 from gateway.config.guardrails import GuardrailConfig, ModelGuardrails
 from gateway.config.observability import AuditConfig, TracingConfig
+from gateway.config.state import StateConfig
 
 
 class ServerConfig(Strict):
@@ -158,6 +159,11 @@ class ModelConfig(Strict):
     retries: RetryConfig | None = None
     guardrails: ModelGuardrails | None = None  # names from the guardrails: section
     cache: ModelCache = False  # true: deterministic requests; always: every request
+    stream_failover: bool | None = Field(
+        None,
+        description="A stream that breaks after it started continues on another target "
+        "(default: on when the model has more than one target)",
+    )
 
 
 class GatewayConfig(Strict):
@@ -179,6 +185,8 @@ class GatewayConfig(Strict):
     # Guardrails and response caching (gateway.config.guardrails, gateway.config.cache).
     guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
     cache: CacheConfig | None = None
+    # Responses and Conversations state (gateway.config.state): memory unless redis.
+    state: StateConfig = Field(default_factory=StateConfig)
 
     def provider(self, name: str) -> ProviderConfig:
         """A provider as it is reached: its own settings, ``routing:``'s for the rest."""

@@ -4,7 +4,7 @@ starts, the engine's pid, and the last lines for a failure report."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,40 @@ PHASES: tuple[tuple[re.Pattern[str], str], ...] = (
 _PID = re.compile(re.escape(PID_MARKER) + r" (\d+)")
 # Values of secret-looking arguments that vLLM echoes in its "non-default args" line.
 _SECRET_ARG = re.compile(r"('[a-z_]*(?:key|token|secret)':\s*)(\[[^\]]*\]|'[^']*')")
+# A flag whose value is a secret (--api-key, --hf-token; not --tokenizer or
+# --max-num-batched-tokens), and such a flag with its value in free text.
+_SECRET_FLAG_NAME = r"--(?:\w+-)*(?:key|token|secret|password)(?:-\w+)*"
+_SECRET_FLAG = re.compile(rf"({_SECRET_FLAG_NAME})(=|\s+)(?!-)[^\s\]]+", re.I)
+# Environment variables that hold credentials: HF_TOKEN, OPENAI_API_KEY, PGPASSWORD, ...
+_SECRET_VARIABLE = re.compile(
+    r"(?:^|_)(?:KEY|TOKEN|SECRET|CREDENTIALS?)(?:_|$)|PASSW(?:OR)?D|APIKEY"
+)
+_SHORTEST_MASKED = 6  # shorter values ("1", "true") would mask ordinary words
 
 
-def redact(line: str) -> str:
-    return _SECRET_ARG.sub(r"\1'***'", line)
+def redact(line: str, secrets: Collection[str] = ()) -> str:
+    """The line with secret-looking arguments masked, and each of ``secrets``."""
+    line = _SECRET_FLAG.sub(r"\1\2***", _SECRET_ARG.sub(r"\1'***'", line))
+    for secret in secrets:
+        line = line.replace(secret, "***")
+    return line
+
+
+def secret_values(extra_args: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """What an engine is given that must never be shown, longest first: the
+    values of its secret flags and secret-looking environment variables (the
+    gateway's own included: engines inherit them)."""
+    found = set()
+    for index, token in enumerate(extra_args):
+        name, equals, value = token.partition("=")
+        if not re.fullmatch(_SECRET_FLAG_NAME, name, re.I):
+            continue
+        if equals:
+            found.add(value)
+        elif index + 1 < len(extra_args):
+            found.add(extra_args[index + 1])
+    found |= {value for name, value in env.items() if _SECRET_VARIABLE.search(name.upper())}
+    return sorted((v for v in found if len(v) >= _SHORTEST_MASKED), key=len, reverse=True)
 
 
 def redact_argv(argv: list[str]) -> list[str]:
@@ -93,8 +123,10 @@ def last_error(lines: list[str]) -> str | None:
     return None
 
 
-def tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last ``lines`` lines of the log, secrets masked."""
+def tail(
+    path: Path, lines: int = 20, max_bytes: int = 64 * 1024, secrets: Collection[str] = ()
+) -> list[str]:
+    """The last ``lines`` lines of the log, secret-looking values and ``secrets`` masked."""
     try:
         with path.open("rb") as stream:
             stream.seek(0, 2)
@@ -105,4 +137,4 @@ def tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
         return []
     text = data.decode(errors="replace").replace("\r", "\n")
     kept = [line for line in text.split("\n") if line.strip()]
-    return [redact(line) for line in kept[-lines:]]
+    return [redact(line, secrets) for line in kept[-lines:]]

@@ -31,6 +31,9 @@ class FamilyPreset:
     # flag -> value; None for a switch such as --enable-auto-tool-choice.
     flags: Mapping[str, str | None]
     sampling: Mapping[str, float | int] = field(default_factory=lambda: MappingProxyType({}))
+    # What opens the model's reasoning in its own text, so an answer cut while
+    # reasoning can be continued as reasoning (mid-stream failover).
+    reasoning_opener: str | None = None
 
 
 PRESETS: Mapping[str, FamilyPreset] = MappingProxyType(
@@ -41,6 +44,7 @@ PRESETS: Mapping[str, FamilyPreset] = MappingProxyType(
             flags={"--reasoning-parser": "deepseek_r1"},
             # DeepSeek's usage recommendation for R1: temperature 0.5-0.7, 0.6 suggested.
             sampling={"temperature": 0.6, "top_p": 0.95},
+            reasoning_opener="<think>\n",
         ),
         "deepseek-v3": FamilyPreset(
             name="deepseek-v3",

@@ -28,6 +28,7 @@ def engines_as_providers(config: GatewayConfig, base_urls: Mapping[str, str]) ->
             base_url=base_urls[name],
             timeouts=engine.timeouts,
             rename_reasoning=True,  # as the local engine adapter does
+            continuation=True,
         )
     models = {name: _rewrite_model(config, model) for name, model in config.models.items()}
     return config.model_copy(update={"providers": providers, "engines": {}, "models": models})
@@ -47,6 +48,7 @@ def engines_as_providers_data(
             "kind": "openai",
             "base_url": base_urls[name],
             "rename_reasoning": True,  # as the local engine adapter does
+            "continuation": True,
         }
         if "timeouts" in raw_engines[name]:
             provider["timeouts"] = raw_engines[name]["timeouts"]

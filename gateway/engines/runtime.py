@@ -13,7 +13,8 @@ from adapters.config import Timeouts
 from gateway.config.schema import GatewayConfig, ModelConfig, TargetConfig
 from gateway.engines.adapter import EngineAdapter
 from gateway.engines.handle import EngineStatus
-from gateway.engines.presets import default_sampling
+from gateway.engines.logfile import secret_values, tail
+from gateway.engines.presets import default_sampling, engine_env
 from gateway.engines.progress import show_progress
 from gateway.engines.shared import SharedEngineState
 from gateway.engines.supervisor import EngineManager
@@ -97,6 +98,16 @@ class LocalEngines:
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: handle.snapshot() for name, handle in self.handles.items()}
+
+    def log_tail(self, name: str, lines: int) -> list[str] | None:
+        """The last ``lines`` lines of an engine's log for operators, with every
+        value it was given as a secret masked; None when no engine has that name.
+        Reads the file: call it off the event loop."""
+        handle = self.manager.handles.get(name) if self.manager else None
+        if handle is None:
+            return None
+        secrets = secret_values(handle.config.extra_args, engine_env(handle.config))
+        return tail(handle.log_path, lines, max_bytes=max(64 * 1024, lines * 1024), secrets=secrets)
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """One row per model target served by a local engine."""

@@ -11,7 +11,8 @@ from typing import Any
 from adapters.errors import GatewayError, UpstreamUnavailableError
 from gateway.config.guardrails import ModelGuardrailConfig
 from gateway.guardrails.texts import request_texts
-from gateway.routing.router import Call, Router
+from gateway.routing.model import Call
+from gateway.routing.router import Router
 
 _JUDGED_ROLES = frozenset({"system", "developer", "user", "assistant"})
 

@@ -71,6 +71,8 @@ class AccessRecord:
     error_type: str | None = None
     # Streams: mean seconds between chunks (metrics).
     inter_token: float | None = None
+    # A stream that failed over mid-way: "engine/a -> engine/b".
+    failover: str | None = None
     # For the audit log: the client's body, and the result (or a stream's texts).
     request_body: dict[str, Any] | None = None
     completion: dict[str, Any] | list[str] | None = None
@@ -107,4 +109,5 @@ class AccessLog:
             key_name=record.key_name,
             error_type=record.error_type,
             cache=record.cache,
+            failover=record.failover,
         )

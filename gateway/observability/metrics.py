@@ -43,8 +43,11 @@ PREFIX = "vllm_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # The OpenAI inference endpoints: what the request metrics count (probes and
-# admin calls would only blur traffic and latency).
-INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+# admin calls would only blur traffic and latency). ``POST /v1/responses`` and
+# each turn of its WebSocket mode count; the socket's upgrade (a GET) does not.
+INFERENCE_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
+)
 # Model names come from clients: only configured ones become label values.
 OTHER_MODEL = "other"
 BREAKER_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
@@ -104,6 +107,10 @@ class RouterMetrics(Observer):
         label = self._metrics.model_label
         self._metrics.fallbacks.labels(label(model), label(to_model), reason).inc()
 
+    def failover(self, model: str, from_target: str, to_target: str) -> None:
+        label = self._metrics.model_label(model)
+        self._metrics.failovers.labels(label, from_target, to_target).inc()
+
 
 class Metrics:
     """Every gateway metric; built in the app lifespan, one per process."""
@@ -122,7 +129,7 @@ class Metrics:
         self.scraper = EngineScraper(PREFIX, scrape_timeout)
         self.router_observer = RouterMetrics(self)
         self._targets: list[Target] = []
-        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
         self._findings: dict[tuple[str, str], Any] = {}
@@ -140,8 +147,8 @@ class Metrics:
 
         self.requests = counter(
             "requests",
-            "Inference requests by public model, target and HTTP status",
-            ("model", "target", "status"),
+            "Inference requests by public model, target, HTTP status and endpoint",
+            ("model", "target", "status", "endpoint"),
         )
         self.errors = counter(
             "errors",
@@ -180,6 +187,11 @@ class Metrics:
         self.cache_tokens_saved = counter(
             "cache_tokens_saved", "Tokens (prompt + completion) answered from the cache", ("model",)
         )
+        self.failovers = counter(
+            "stream_failovers",
+            "Streams that broke mid-way and were continued on another target",
+            ("model", "from", "to"),
+        )
         self.duration = histogram(
             "request_duration_seconds", "Request latency, to the last byte", LATENCY_BUCKETS
         )
@@ -206,14 +218,15 @@ class Metrics:
 
     def observe(self, record: AccessRecord, now: float) -> None:
         """Count one finished request (``now``: perf_counter at its end)."""
-        if record.path not in INFERENCE_PATHS:
+        if record.path not in INFERENCE_PATHS or record.method == "GET":
             return
         model = record.model if record.model in self._models else self.model_label(record.model)
         target = record.target or ""
-        key = (model, target, record.status)
+        key = (model, target, record.status, record.path)
         child = self._requests.get(key)
         if child is None:
-            child = self._requests[key] = self.requests.labels(model, target, str(record.status))
+            labels = (model, target, str(record.status), record.path)
+            child = self._requests[key] = self.requests.labels(*labels)
         child.inc()
         series = self._by_model.get(model)
         if series is None:

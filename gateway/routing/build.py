@@ -12,7 +12,8 @@ from adapters.base import Adapter
 from adapters.config import Timeouts
 from gateway.config.schema import GatewayConfig, ModelConfig, TargetConfig
 from gateway.routing.health import TargetHealth
-from gateway.routing.router import Observer, PublicModel, Router, make_model
+from gateway.routing.model import PublicModel, make_model
+from gateway.routing.router import Observer, Router
 from gateway.routing.target import Target
 from gateway.tokens import TokenCounter
 

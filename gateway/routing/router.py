@@ -19,8 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -31,7 +30,7 @@ from tenacity import (
     stop_before_delay,
 )
 
-from adapters.base import Batch, Body
+from adapters.base import Batch, Body, Partial
 from adapters.errors import (
     ContextLengthError,
     GatewayError,
@@ -39,45 +38,16 @@ from adapters.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from gateway.config.schema import ModelConfig, RetryConfig
-from gateway.routing.balancing import BALANCERS, Balancer
+from gateway.routing.failover import OpenContinuation, ResumableStream, resumable
 from gateway.routing.health import retry_after_seconds
+from gateway.routing.model import Call, Operation, PublicModel
+from gateway.routing.streams import BatchStream, TargetStream
 from gateway.routing.target import Target
 
-Operation = Literal["chat", "completions", "embeddings"]
 _STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
 Result = TypeVar("Result")
 # One attempt on a target, to be over by the deadline (the event loop's clock).
 Send = Callable[[Target, float], Awaitable[Result]]
-
-
-@dataclass(slots=True, eq=False)
-class PublicModel:
-    name: str
-    targets: list[Target]
-    config: ModelConfig
-    retries: RetryConfig
-    balancer: Balancer
-    created: int = 0
-
-    @property
-    def context_window(self) -> int | None:
-        if self.config.max_model_len is not None:
-            return self.config.max_model_len
-        windows = [t.context_window for t in self.targets if t.context_window]
-        return min(windows) if windows else None
-
-
-@dataclass(slots=True)
-class Call:
-    """One client request as the router needs it."""
-
-    operation: Operation
-    body: Body
-    session_key: str | None = None
-    # Counted on demand (context-window checks), then kept for others (limits, usage).
-    prompt_tokens: int | None = None
-    fallbacks_taken: int = 0
 
 
 class Observer:
@@ -87,17 +57,7 @@ class Observer:
 
     def fallback(self, model: str, to_model: str, reason: str) -> None: ...
 
-
-def make_model(
-    name: str,
-    targets: list[Target],
-    config: ModelConfig,
-    retries: RetryConfig,
-    created: int,
-    rng: random.Random,
-) -> PublicModel:
-    balancer = BALANCERS[config.strategy](targets, rng)
-    return PublicModel(name, targets, config, config.retries or retries, balancer, created)
+    def failover(self, model: str, from_target: str, to_target: str) -> None: ...
 
 
 class Router:
@@ -148,27 +108,62 @@ class Router:
 
     async def open_stream(
         self, model: PublicModel, call: Call
-    ) -> tuple[Batch, TargetStream, Target]:
-        """Open a stream; return its first batch of chunks, the rest of it, and its target."""
+    ) -> tuple[Batch, BatchStream, Target]:
+        """Open a stream; return its first batch of chunks, the rest of it (which
+        fails over mid-stream where the model allows it), and its target."""
 
         async def send(target: Target, deadline: float) -> tuple[Batch, TargetStream]:
-            method = getattr(target.adapter, _STREAM_METHOD[call.operation])
-            await target.health.acquire()
-            started = time.perf_counter()
             body = target.prepare(call.body)
-            chunks: AsyncIterator[Batch] = method(body, target.timeouts, deadline)
-            try:
-                first: Batch = await anext(chunks, [])
-            except BaseException as exc:
-                target.health.release()
-                if isinstance(exc, GatewayError):
-                    target.health.record_error(exc)
-                raise
-            target.health.record_ttft(time.perf_counter() - started, time.monotonic())
-            return first, TargetStream(target, chunks)
+            first, stream, _ = await self._open_on(target, call.operation, body, deadline)
+            return first, stream
 
         (first, rest), target = await self._through_chain(model, call, send, lambda _: False)
+        if model.stream_failover and resumable(call.body):
+            return first, ResumableStream(first, rest, target, self._continuer(model, call)), target
         return first, rest, target
+
+    async def _open_on(
+        self, target: Target, operation: Operation, body: Body, deadline: float | None
+    ) -> tuple[Batch, TargetStream, Target]:
+        """One stream on one target, up to its first batch."""
+        method = getattr(target.adapter, _STREAM_METHOD[operation])
+        await target.health.acquire()
+        started = time.perf_counter()
+        chunks: AsyncIterator[Batch] = method(body, target.timeouts, deadline)
+        try:
+            first: Batch = await anext(chunks, [])
+        except BaseException as exc:
+            target.health.release()
+            if isinstance(exc, GatewayError):
+                target.health.record_error(exc)
+            raise
+        target.health.record_ttft(time.perf_counter() - started, time.monotonic())
+        return first, TargetStream(target, chunks), target
+
+    def _continuer(self, model: PublicModel, call: Call) -> OpenContinuation:
+        """How a broken stream of ``call`` continues: on the best usable target
+        not used yet that can continue an answer it did not start."""
+
+        async def open_continuation(
+            partial: Partial, used: list[Target]
+        ) -> tuple[Batch, TargetStream, Target] | None:
+            for target in self._candidates(model, call):
+                if target in used:
+                    continue
+                body = target.adapter.continuation(
+                    call.operation, target.prepare(call.body), partial
+                )
+                if body is None:
+                    continue
+                try:
+                    opened = await self._open_on(target, call.operation, body, None)
+                except GatewayError:
+                    continue
+                self.observer.failover(model.name, used[-1].name, target.name)
+                return opened
+            return None
+
+        return open_continuation
 
     # ---- fallback chain ------------------------------------------------------
 
@@ -244,10 +239,15 @@ class Router:
         tried: list[Target] = []
         retrying: AsyncRetrying | None = None
         state: RetryCallState | None = None
+        answered: GatewayError | None = None  # the last failure a backend itself gave
         while True:
             try:
                 target = self._next_target(model, call, tried)
-                return await send(target, deadline), target
+                try:
+                    return await send(target, deadline), target
+                except GatewayError as exc:
+                    answered = exc
+                    raise
             except GatewayError as exc:
                 if retrying is None or state is None:
                     retrying = self._retrying(model, tried)
@@ -255,7 +255,12 @@ class Router:
                     state = RetryCallState(retrying, None, (), {})
                     state.start_time = started
                 state.set_exception((type(exc), exc, exc.__traceback__))
-                action = await retrying.iter(state)  # raises when the policy gives up
+                try:
+                    action = await retrying.iter(state)  # raises when the policy gives up
+                except GatewayError as final:
+                    # Out of attempts while every target rested: the client hears
+                    # what the last backend said (its 429), not "none available".
+                    raise (answered if final is not answered and answered else final) from None
             assert isinstance(action, DoSleep)
             await asyncio.sleep(float(action))
             state.prepare_for_next_attempt()
@@ -272,7 +277,8 @@ class Router:
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             assert isinstance(error, GatewayError)
-            self.observer.retry(model.name, tried[-1].name, error)
+            # No target at all (none usable yet) is a retry of no target.
+            self.observer.retry(model.name, tried[-1].name if tried else "", error)
 
         return AsyncRetrying(
             stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline),
@@ -323,53 +329,6 @@ class Router:
         return float(self._rng.uniform(ceiling / 2, ceiling))
 
 
-class TargetStream:
-    """The rest of a stream, in batches of chunks. Frees the target's slot and records the outcome
-    when it ends, fails, or is closed early (the client went away)."""
-
-    __slots__ = ("_chunks", "_open", "_target")
-
-    def __init__(self, target: Target, chunks: AsyncIterator[Batch]) -> None:
-        self._target = target
-        self._chunks = chunks
-        self._open = True
-
-    def __aiter__(self) -> TargetStream:
-        return self
-
-    @property
-    def finished(self) -> bool:
-        """The last batch is in: the next ``anext`` ends the stream at once."""
-        return bool(getattr(self._chunks, "finished", False))
-
-    async def __anext__(self) -> Batch:
-        try:
-            return await self._chunks.__anext__()
-        except StopAsyncIteration:
-            self._end(None)
-            raise
-        except GatewayError as exc:
-            self._end(exc)
-            raise
-
-    def _end(self, error: GatewayError | None) -> None:
-        if self._open:
-            self._open = False
-            self._target.health.release()
-            if error is None:
-                self._target.health.record_success()
-            else:
-                self._target.health.record_error(error)
-
-    async def aclose(self) -> None:
-        if self._open:
-            self._open = False
-            self._target.health.release()
-        aclose = getattr(self._chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def _falls_back(model: PublicModel, exc: GatewayError) -> bool:
     reasons = model.config.fallback_on
     if _is_context_length(exc):
@@ -392,12 +351,15 @@ def _filtered(result: Body) -> bool:
 
 
 def _unavailable(model: PublicModel) -> UpstreamUnavailableError:
-    """No target can take a request now; ``Retry-After`` says when one should
-    (a rested or broken target's time left), else 5 s (e.g. an engine loading)."""
+    """No target can take a request now. When one will again at a known time
+    (a rested or broken target) the error says when and the request may wait
+    for it; when none will (health checks failing, an engine down), it fails
+    at once with ``Retry-After: 5``."""
     now = time.monotonic()
     waits = [t.health.usable_in(now) for t in model.targets if t.available()]
     known = [wait for wait in waits if wait is not None]
     return UpstreamUnavailableError(
         f"No backend of model '{model.name}' is available right now.",
         retry_after=min(known) if known else 5,
+        retryable=bool(known),
     )

@@ -1,10 +1,10 @@
-"""Workloads (i) and (j): what the guardrails and the response cache cost.
+"""Workloads (k) and (l): what the guardrails and the response cache cost.
 
-(i) the ``pii`` guardrail on input and output, against the same gateway
+(k) the ``pii`` guardrail on input and output, against the same gateway
     without it: added latency at concurrency 1 and requests/s at 64. The
     prompt holds an e-mail address and a phone number, so every request
     masks two values and restores them; the answer is scanned too.
-(j) a cache hit: the same temperature-0 request again and again at
+(l) a cache hit: the same temperature-0 request again and again at
     concurrency 1; every request after the first is answered from the
     in-memory cache, against the upstream answering directly.
 """
@@ -39,14 +39,14 @@ def _stopped(subject: Subject) -> None:
 
 
 def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> WorkloadResult:
-    result = WorkloadResult("i", "pii guardrail on input and output, non-streaming", {})
+    result = WorkloadResult("k", "pii guardrail on input and output, non-streaming", {})
     result.load = {"latency": sizes.latency.describe(), "throughput": sizes.throughput.describe()}
     runs: dict[str, dict[str, dict[str, Any]]] = {"latency": {}, "throughput": {}}
     runs["latency"]["direct"] = send(direct, sizes.latency, PII_CHAT)
     runs["throughput"]["direct"] = send(direct, sizes.throughput, PII_CHAT)
     for label, features in (("without", None), ("with", with_pii)):
         subject = start(f"gateway-{label}-pii", features)
-        print(f"  (i) gateway {label} the pii guardrail ...", flush=True)
+        print(f"  (k) gateway {label} the pii guardrail ...", flush=True)
         try:
             runs["latency"][label] = send(subject, sizes.latency, PII_CHAT)
             runs["throughput"][label] = send(subject, sizes.throughput, PII_CHAT)
@@ -81,12 +81,12 @@ def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> 
 
 def cache_hit(direct: Subject, start: Start, with_cache: Any, sizes: Sizes) -> WorkloadResult:
     load = sizes.latency
-    result = WorkloadResult("j", "cache hit, non-streaming, concurrency 1", load.describe())
+    result = WorkloadResult("l", "cache hit, non-streaming, concurrency 1", load.describe())
     result.runs["direct"] = send(direct, load, HIT_CHAT)
     runs: dict[str, dict[str, Any]] = {}
     for label, features in (("uncached", None), ("gateway", with_cache)):
         subject = start(f"gateway-{label}", features)
-        print(f"  (j) {label} ...", flush=True)
+        print(f"  (l) {label} ...", flush=True)
         try:
             runs[label] = send(subject, load, HIT_CHAT)
         finally:

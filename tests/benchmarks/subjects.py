@@ -62,6 +62,7 @@ def start_gateway(
     upstream_model: str,
     name: str = "gateway",
     workers: int | None = None,
+    redis_url: str | None = None,
     features: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Subject:
     """``python -m gateway serve`` alone on the gateway core, configured as
@@ -71,7 +72,7 @@ def start_gateway(
     port = free_port()
     variant_dir = log_dir / f"{name}-{port}"
     variant_dir.mkdir()
-    config = gateway_bench_config(upstream_base_url, upstream_model, variant_dir, name)
+    config = gateway_bench_config(upstream_base_url, upstream_model, variant_dir, name, redis_url)
     if features is not None:
         config = features(config)
     config_path = log_dir / f"{name}-{port}.yaml"

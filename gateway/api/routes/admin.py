@@ -16,11 +16,18 @@ JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _require_admin(request: web.Request) -> None:
+def require_admin(request: web.Request, *, unless_open: bool = False) -> None:
+    """Admins pass; with ``unless_open``, so does anyone on a gateway that has
+    no key, admin key or JWT configured at all (operator views of an open
+    gateway are as open as its models)."""
     principal: Principal = request[PRINCIPAL]
     if principal.kind == "admin":
         return
-    if not request.app[STATE].access.policy.has_admin_keys:
+    access = request.app[STATE].access
+    authenticator = access.policy.authenticator
+    if unless_open and not authenticator.keys and authenticator.jwt is None:
+        return
+    if not access.policy.has_admin_keys:
         raise PermissionDeniedError(
             "Admin endpoints are off: no auth.admin_keys are configured.", code="admin_only"
         )
@@ -36,7 +43,7 @@ async def my_key(request: web.Request) -> web.Response:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    _require_admin(request)
+    require_admin(request)
     access = request.app[STATE].access
     authenticator = access.policy.authenticator
     data = [{"object": "gateway.key", **await access.describe(key)} for key in authenticator.keys]
@@ -51,7 +58,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 
 async def reload_config(request: web.Request) -> web.Response:
-    _require_admin(request)
+    require_admin(request)
     state = request.app[STATE]
     policy = await state.access.reload()
     authenticator = policy.authenticator
@@ -71,8 +78,7 @@ async def list_targets(request: web.Request) -> web.Response:
     """Not in OpenAI's API: each backend's breaker state, load and last error.
     Backends' names and errors are for operators: once the gateway has keys,
     only an admin key may read them."""
-    if not request.app[STATE].access.policy.authenticator.open:
-        _require_admin(request)
+    require_admin(request, unless_open=True)
     targets = request.app[STATE].router.targets()
     payload = {
         "object": "list",

@@ -17,9 +17,10 @@ from gateway.access.control import FreeGrant, Grant
 from gateway.api.exchange import Exchange
 from gateway.api.parsing import LARGE_BODY_BYTES, read_request
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from gateway.api.relay import SSE_HEADERS, Batch, Batches, StreamRelay, finish_result
+from gateway.api.relay import SSE_HEADERS, Batch, StreamRelay, finish_result
 from gateway.api.state import RECORD, STATE
-from gateway.routing.router import Call, Operation
+from gateway.routing.model import Call, Operation
+from gateway.routing.streams import BatchStream
 
 JSON = "application/json"
 CACHE_TARGET = "cache"  # X-Gateway-Target of an answer from the cache
@@ -87,7 +88,7 @@ async def _stream(
     record = request[RECORD]
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     first: Batch
-    chunks: Batches
+    chunks: BatchStream
     if exchange.hit:
         first, chunks, filters = exchange.replay()
         target = CACHE_TARGET
@@ -112,7 +113,9 @@ async def _stream(
             }
         )
         await response.prepare(request)
-        relay = StreamRelay(parsed.model, body, include_usage, record, state.tokens, filters)
+        relay = StreamRelay(
+            parsed.model, body, include_usage, record, state.tokens, state.drain, filters
+        )
         try:
             await relay.run(response, first, chunks)
         finally:

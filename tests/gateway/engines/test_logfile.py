@@ -10,6 +10,7 @@ from gateway.engines.logfile import (
     progress_events,
     redact,
     redact_argv,
+    secret_values,
     tail,
 )
 from gateway.engines.reaper import PID_MARKER
@@ -65,3 +66,31 @@ def test_secrets_are_masked_in_log_tails_and_command_lines(tmp_path: Path) -> No
     assert len(lines) == 3 and "sk-123" not in lines[-1]
     argv = ["vllm", "--api-key", "sk-1", "--hf-token=hf_2", "--port", "8"]
     assert redact_argv(argv) == ["vllm", "--api-key", "***", "--hf-token=***", "--port", "8"]
+
+
+def test_secret_flags_in_free_text_are_masked_but_not_their_lookalikes() -> None:
+    line = "usage: serve --api-key sk-1 --hf-token=hf_2 --tokenizer /tok --max-num-batched-tokens 8"
+    assert redact(line) == (
+        "usage: serve --api-key *** --hf-token=*** --tokenizer /tok --max-num-batched-tokens 8"
+    )
+
+
+def test_an_engines_secrets_are_its_secret_flags_and_environment_values(tmp_path: Path) -> None:
+    extra_args = ["--api-key", "sk-flag-value", "--tokenizer", "/models/tok", "--x-token=tok-value"]
+    env = {
+        "HF_TOKEN": "hf_env_value",
+        "OPENAI_API_KEY": "sk-openai-value",
+        "PGPASSWORD": "pg-password",
+        "TOKENIZERS_PARALLELISM": "false-ish",
+        "SHORT_KEY": "1",
+        "PATH": "/usr/bin",
+    }
+    secrets = secret_values(extra_args, env)
+    assert secrets == sorted(
+        ["sk-flag-value", "tok-value", "hf_env_value", "sk-openai-value", "pg-password"],
+        key=len,
+        reverse=True,
+    )
+    log = tmp_path / "engine.log"
+    log.write_text("loaded /models/tok with hf_env_value\nsent sk-openai-value\n")
+    assert tail(log, secrets=secrets) == ["loaded /models/tok with ***", "sent ***"]

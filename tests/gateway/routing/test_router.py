@@ -68,8 +68,9 @@ def retry_gateway(
             "timeouts": {"first_token": 30, "total": 30},
             "retries": {"attempts": 3, "deadline": 0.8},
         },
+        # Targets of their own (a/lat, b/lat): no other test's timings in their averages.
         "fastest": {
-            "targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
+            "targets": [{"provider": "a", "model": "lat"}, {"provider": "b", "model": "lat"}],
             "strategy": "latency",
         },
         "ondead": {
@@ -95,6 +96,19 @@ def test_retryable_statuses_are_retried(
     up["a"].faults({"status": status})
     response = chat(retry_gateway, "single")
     assert response.status_code == 200, response.text
+    assert seen(up["a"]) == 2
+
+
+def test_a_request_that_finds_every_target_resting_waits_for_one(
+    retry_gateway: Gateway, up: dict[str, FakeUpstream]
+) -> None:
+    up["a"].faults({"status": 429})  # the target rests 1 s (no Retry-After)
+    # Two attempts: the 429, then no target usable; the client hears the backend's 429.
+    assert chat(retry_gateway, "limited").status_code == 429
+    started = time.monotonic()
+    response = chat(retry_gateway, "single")  # its first attempt finds no target usable
+    assert response.status_code == 200
+    assert 0.5 < time.monotonic() - started < 3
     assert seen(up["a"]) == 2
 
 
@@ -199,7 +213,7 @@ def test_latency_sends_streams_to_the_target_first_to_answer(
     states = {
         t["id"]: t for t in httpx.get(retry_gateway.base_url + "/gateway/targets").json()["data"]
     }
-    assert states["b/m"]["ewma_ttft_ms"] > 200 > states["a/m"]["ewma_ttft_ms"]
+    assert states["b/lat"]["ewma_ttft_ms"] > 200 > states["a/lat"]["ewma_ttft_ms"]
 
 
 def test_stream_retried_before_first_byte(retry_gateway: Gateway, up: dict) -> None:
@@ -287,7 +301,10 @@ def test_least_busy_avoids_the_loaded_target(balance_gateway: Gateway, up: dict)
     slow = {"messages": [{"role": "user", "content": "[slow] x y z w"}], "stream": True}
     with ThreadPoolExecutor(2) as pool:
         long_one = pool.submit(chat, balance_gateway, "busy", body=slow)
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not (up["a"].requests() or up["b"].requests()):  # the stream is under way
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         busy = "a/m" if up["a"].requests() else "b/m"
         quick = [chat(balance_gateway, "busy").headers["x-gateway-target"] for _ in range(5)]
         assert long_one.result().status_code == 200
