@@ -25,6 +25,7 @@ from gateway.api.relay import Batch, Body, ChunkFilter, StreamRelay
 from gateway.api.state import RECORD, STATE
 from gateway.cache.service import Lookup, ResponseCache
 from gateway.guardrails.service import Checked, ModelGuard
+from gateway.routing.streams import BatchStream
 
 
 class Recorder:
@@ -72,6 +73,51 @@ class Replay:
         self._left = 0
 
 
+class Guarded:
+    """A stream with chunk filters applied to each batch (routes that relay
+    chunks themselves, as the Responses API does); what the filters still
+    hold at the end comes as one more batch."""
+
+    __slots__ = ("_done", "_filters", "_rest")
+
+    def __init__(self, rest: BatchStream, filters: list[ChunkFilter]) -> None:
+        self._rest = rest
+        self._filters = filters
+        self._done = False
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def __aiter__(self) -> Guarded:
+        return self
+
+    def apply(self, batch: Batch) -> Batch:
+        for step in self._filters:
+            batch = step.batch(batch)
+        return batch
+
+    async def __anext__(self) -> Batch:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return self.apply(await self._rest.__anext__())
+        except StopAsyncIteration:
+            self._done = True
+            held: Batch = []
+            for position, step in enumerate(self._filters):
+                tail = step.close()
+                for later in self._filters[position + 1 :]:
+                    tail = later.batch(tail) if tail else tail
+                held += tail
+            if held:
+                return held
+            raise
+
+    async def aclose(self) -> None:
+        await self._rest.aclose()
+
+
 @dataclass(slots=True, eq=False)
 class Exchange:
     guard: ModelGuard | None
@@ -113,6 +159,31 @@ class Exchange:
 
     def headers(self) -> dict[str, str]:
         return {} if self.lookup is None else {"X-Gateway-Cache": self.lookup.status}
+
+    @classmethod
+    async def guard_only(cls, request: web.Request, model: str, body: dict[str, Any]) -> Exchange:
+        """Input guardrails alone, on a chat completion body another endpoint
+        built (the Responses API): masked in place, or refused."""
+        state = request.app[STATE]
+        record = request[RECORD]
+        guard = None
+        if state.guardrails is not None:
+            guard = state.guardrails.for_request(model, request[PRINCIPAL].guardrails)
+        checked = None
+        if guard is not None:
+            checked = Checked()
+            record.guardrails = checked.findings.counts
+            record.restored = checked.vault.restorable
+            await guard.check_input(body, checked)
+        return cls(guard, checked, None, None)
+
+    def guarded(self, first: Batch, rest: BatchStream) -> tuple[Batch, BatchStream]:
+        """A stream with the output guardrails and restoring applied."""
+        filters = self.stream_filters()
+        if not filters:
+            return first, rest
+        stream = Guarded(rest, filters)
+        return stream.apply(first), stream
 
     # ---- whole answers -------------------------------------------------------
 

@@ -20,7 +20,8 @@ from gateway.routing.router import Router
 def as_vector(values: list[float]) -> bytes | None:
     """A unit float32 vector as bytes (None for a zero or malformed one)."""
     try:
-        vector = np.asarray(values, dtype=np.float32)
+        # Normalized in double precision: a tiny vector's norm underflows in float32.
+        vector = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         return None
     norm = float(np.linalg.norm(vector))

@@ -303,3 +303,20 @@ def test_a_key_can_bring_guardrails_of_its_own(tmp_path: Path) -> None:
     finally:
         gateway.stop()
         upstream.stop()
+
+
+def test_the_responses_api_is_masked_and_restored_too(
+    gw: tuple[openai.OpenAI, FakeUpstream],
+) -> None:
+    client, upstream = gw
+    answer = client.responses.create(model="chat", input=PROMPT)
+    assert answer.output_text == f"alpha: {PROMPT}"
+    events = client.responses.create(model="chat", input=PROMPT, stream=True)
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == f"alpha: {PROMPT}"
+    received = sent_upstream(upstream)
+    assert not any(value in received for value in PII.values())
+    assert received.count("[CREDIT_CARD_1]") == 2
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="strict", input=f"card {PII['CREDIT_CARD']}")
+    assert refused.value.code == "content_policy_violation"
