@@ -154,7 +154,7 @@ async def _stream(request: web.Request, turn: Turn, grant: Grant | FreeGrant) ->
         await response.prepare(request)
         relay = ResponsesRelay(turn, state.responses.responses, record, state.tokens)
         try:
-            await relay.run(SseSink(response), first, chunks)
+            await relay.run(SseSink(response), first, chunks, state.drain.ended_error)
         finally:
             grant.record_stream(relay.usage, relay.texts)
     return response
