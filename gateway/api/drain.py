@@ -2,7 +2,8 @@
 
     running --SIGTERM--> draining: /ready answers 503 at once (a load balancer
         stops sending), no new connection is accepted, responses close their
-        connection; requests and streams in flight go on
+        connection, WebSockets are closed (1001, "going away": their clients
+        reconnect elsewhere); requests and streams in flight go on
     draining --all done, or server.drain_seconds--> ended: what still runs is
         ended cleanly, each stream with an SSE error event (never a truncated
         stream), a request without a response yet with 503 and Retry-After
@@ -18,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from aiohttp import WSCloseCode, web
+
 from adapters.errors import UpstreamUnavailableError
 
 
@@ -27,6 +30,13 @@ class Drain:
         self._ended = False
         self._tasks: set[asyncio.Task[object]] = set()
         self._idle: asyncio.Event | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def keep_socket(self, socket: web.WebSocketResponse) -> None:
+        self._sockets.add(socket)
+
+    def drop_socket(self, socket: web.WebSocketResponse) -> None:
+        self._sockets.discard(socket)
 
     def enter(self) -> asyncio.Task[object] | None:
         task = asyncio.current_task()
@@ -46,6 +56,10 @@ class Drain:
         by its client going away."""
         return self._ended
 
+    def ended_error(self) -> UpstreamUnavailableError | None:
+        """The error a cancelled stream ends with, when the drain ended it."""
+        return self.error() if self._ended else None
+
     @staticmethod
     def error() -> UpstreamUnavailableError:
         return UpstreamUnavailableError(
@@ -56,6 +70,8 @@ class Drain:
     async def run(self, seconds: float) -> None:
         """Drain: let in-flight requests finish for up to ``seconds``, then end the rest."""
         self.draining = True
+        for socket in list(self._sockets):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
         if self._tasks:
             self._idle = asyncio.Event()
             with contextlib.suppress(TimeoutError):

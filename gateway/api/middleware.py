@@ -90,8 +90,9 @@ def make_middleware(log: Any) -> Middleware:
             record.error_type = error.type
             response = error_response(error, record.request_id)
         except asyncio.CancelledError:
-            if not drain.ending:
-                record.status = 499  # the client went away
+            if not drain.ending or request.writer.output_size:
+                # The client went away, or a drained answer had begun (it ended itself).
+                record.status = record.status or 499
                 state.access_log.write(record)
                 telemetry.finish(record, span)
                 raise

@@ -11,7 +11,9 @@ and ``response.failed``: never a silently short answer.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from adapters.errors import GatewayError
@@ -49,7 +51,15 @@ class ResponsesRelay:
     def texts(self) -> list[str]:
         return self.stream.texts
 
-    async def run(self, sink: Sink, first: Batch, rest: BatchStream) -> None:
+    async def run(
+        self,
+        sink: Sink,
+        first: Batch,
+        rest: BatchStream,
+        ended_by_drain: Callable[[], GatewayError | None] = lambda: None,
+    ) -> None:
+        """``ended_by_drain``: on cancellation, the error to end the stream with
+        when the gateway's drain time ran out (None: the client went away)."""
         stream = self.stream
         pending = stream.start()
         chunks, first_at, last_at = 0, 0.0, 0.0
@@ -70,6 +80,14 @@ class ResponsesRelay:
                     break
         except GatewayError as exc:
             await self._fail(sink, pending, exc)
+            return
+        except asyncio.CancelledError:
+            drained = ended_by_drain()
+            current = asyncio.current_task()
+            if drained is None or current is None:
+                raise
+            current.uncancel()
+            await self._fail(sink, pending, drained)
             return
         finally:
             if chunks > 1:

@@ -163,7 +163,7 @@ async def _stream(
         await response.prepare(request)
         relay = ResponsesRelay(turn, state.responses.responses, record, state.tokens)
         try:
-            await relay.run(SseSink(response), first, chunks)
+            await relay.run(SseSink(response), first, chunks, state.drain.ended_error)
         finally:
             grant.record_stream(relay.usage, relay.texts)
     return response

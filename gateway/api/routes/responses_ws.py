@@ -21,7 +21,7 @@ from contextlib import aclosing
 from typing import Any
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from adapters.errors import GatewayError, InvalidRequestError
@@ -34,7 +34,6 @@ from gateway.responses.relay import ResponsesRelay
 from gateway.responses.store import MemoryStore
 
 Body = dict[str, Any]
-SOCKETS = web.AppKey("responses_sockets", set[web.WebSocketResponse])
 
 
 class SocketSink:
@@ -65,8 +64,8 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
         error.status = 405
         raise error
     await socket.prepare(request)
-    sockets = request.app[SOCKETS]
-    sockets.add(socket)
+    drain = request.app[STATE].drain
+    drain.keep_socket(socket)  # a drain closes it at once (1001) rather than wait on it
     local = request.app[STATE].responses.connection_store()
     turns = 0
     try:
@@ -78,7 +77,7 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
             if not await _turn(request, socket, message.data, local, turns):
                 break
     finally:
-        sockets.discard(socket)
+        drain.drop_socket(socket)
         await local.aclose()
     return socket
 
@@ -172,7 +171,7 @@ async def _respond(
             record.ttft = time.perf_counter() - record.started
             relay = ResponsesRelay(turn, service, record, state.tokens)
             try:
-                await relay.run(sink, first, chunks)
+                await relay.run(sink, first, chunks, state.drain.ended_error)
             finally:
                 grant.record_stream(relay.usage, relay.texts)
 
@@ -188,15 +187,5 @@ def _text_only() -> InvalidRequestError:
     return InvalidRequestError("Send events as text frames of JSON.", code="invalid_value")
 
 
-async def _close_sockets(app: web.Application) -> None:
-    """At shutdown: a socket would otherwise hold the drain open to its end."""
-    sockets = app[SOCKETS]
-    for socket in list(sockets):
-        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-
-
 def add_websocket_routes(app: web.Application) -> None:
-    sockets: set[web.WebSocketResponse] = set()
-    app[SOCKETS] = sockets
-    app.on_shutdown.append(_close_sockets)
     app.router.add_get("/v1/responses", responses_socket)

@@ -131,3 +131,34 @@ async def test_what_outlasts_the_drain_ends_cleanly(tmp_path: Path, upstream: Fa
         assert gateway.proc.wait(timeout=15) == 0
     finally:
         gateway.stop()
+
+
+async def test_a_responses_stream_outlasting_the_drain_ends_with_response_failed(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    gateway = start(tmp_path, upstream, drain_seconds=0.5)
+    body = {
+        "model": "chat",
+        "input": "[slow] " + " ".join(f"w{i}" for i in range(40)),
+        "stream": True,
+    }
+    try:
+        async with (
+            httpx.AsyncClient(base_url=gateway.base_url, timeout=30) as client,
+            client.stream("POST", "/responses", json=body) as answer,
+        ):
+            lines = answer.aiter_lines()
+            events: list[str] = []
+            async for line in lines:
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+                    if line.endswith("output_text.delta"):
+                        break
+            gateway.proc.send_signal(signal.SIGTERM)
+            async for line in lines:
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+        assert events[-2:] == ["error", "response.failed"], events[-5:]
+        assert gateway.proc.wait(timeout=15) == 0
+    finally:
+        gateway.stop()

@@ -11,7 +11,7 @@ import pytest
 from adapters.errors import ContextLengthError
 from gateway.config.schema import ModelConfig, RetryConfig
 from gateway.responses.context import ContextWindow, engine_tokenizers
-from gateway.routing.router import PublicModel, make_model
+from gateway.routing.model import PublicModel, make_model
 from gateway.tokens import TokenCounter
 
 TOKENS = TokenCounter()

@@ -159,3 +159,20 @@ def test_a_break_before_the_first_chunk_is_an_ordinary_retry(
     assert text_of(chunks) == ANSWER
     assert "gateway_failover" not in chunks[-1]
     assert "continue_final_message" not in up["second"].requests()[0]["body"]
+
+
+def test_a_responses_api_stream_fails_over_the_same_way(
+    gateway: Gateway, up: dict[str, FakeUpstream]
+) -> None:
+    up["first"].faults({"drop_after": 3})
+    client = OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+    deltas, final = [], None
+    for event in client.responses.create(model="pair", input=QUESTION, stream=True):
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        if event.type == "response.completed":
+            final = event.response
+    assert "".join(deltas) == ANSWER
+    assert final is not None and final.output_text == ANSWER
+    (request,) = up["second"].requests()
+    assert request["body"]["messages"][-1] == {"role": "assistant", "content": "twin: one two"}
