@@ -19,8 +19,8 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -39,14 +39,15 @@ from adapters.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from gateway.config.schema import ModelConfig, RetryConfig
-from gateway.routing.balancing import BALANCERS, Balancer
+from gateway.config.fleet import EngineLoadConfig, merged_prefix
+from gateway.config.schema import ModelConfig, RetryConfig, RoutingConfig
+from gateway.routing.balancing import BALANCERS, Balancer, Balancing
+from gateway.routing.call import Call, Operation
 from gateway.routing.failover import OpenContinuation, ResumableStream, resumable
 from gateway.routing.health import retry_after_seconds
 from gateway.routing.streams import BatchStream, TargetStream
 from gateway.routing.target import Target
 
-Operation = Literal["chat", "completions", "embeddings"]
 _STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
 Result = TypeVar("Result")
 # One attempt on a target, to be over by the deadline (the event loop's clock).
@@ -61,6 +62,8 @@ class PublicModel:
     retries: RetryConfig
     balancer: Balancer
     created: int = 0
+    # When an engine replica counts as full (its own report of waiting requests, KV cache).
+    load_limits: EngineLoadConfig = field(default_factory=EngineLoadConfig)
 
     @property
     def stream_failover(self) -> bool:
@@ -77,18 +80,6 @@ class PublicModel:
         return min(windows) if windows else None
 
 
-@dataclass(slots=True)
-class Call:
-    """One client request as the router needs it."""
-
-    operation: Operation
-    body: Body
-    session_key: str | None = None
-    # Counted on demand (context-window checks), then kept for others (limits, usage).
-    prompt_tokens: int | None = None
-    fallbacks_taken: int = 0
-
-
 class Observer:
     """Hooks for what the router decides; the metrics module overrides them."""
 
@@ -103,12 +94,16 @@ def make_model(
     name: str,
     targets: list[Target],
     config: ModelConfig,
-    retries: RetryConfig,
+    routing: RoutingConfig,
     created: int,
     rng: random.Random,
 ) -> PublicModel:
-    balancer = BALANCERS[config.strategy](targets, rng)
-    return PublicModel(name, targets, config, config.retries or retries, balancer, created)
+    settings = Balancing(rng, merged_prefix(routing.prefix, config.prefix))
+    balancer = BALANCERS[config.strategy](targets, settings)
+    retries = config.retries or routing.retries
+    return PublicModel(
+        name, targets, config, retries, balancer, created, load_limits=routing.engine_load
+    )
 
 
 class Router:
@@ -206,6 +201,7 @@ class Router:
                 )
                 if body is None:
                     continue
+                model.balancer.sent(target, call)
                 try:
                     opened = await self._open_on(target, call.operation, body, None)
                 except GatewayError:
@@ -348,6 +344,7 @@ class Router:
         choices = fresh or ordered
         target = next((t for t in choices if t.health.has_capacity()), choices[0])
         tried.append(target)
+        model.balancer.sent(target, call)
         return target
 
     def _candidates(self, model: PublicModel, call: Call) -> list[Target]:
@@ -360,8 +357,21 @@ class Router:
             by_tier.setdefault(target.tier, []).append(target)
         ordered: list[Target] = []
         for tier in sorted(by_tier):
-            ordered.extend(model.balancer.order(by_tier[tier], call.session_key))
+            ordered.extend(self._tier_order(model, by_tier[tier], call, now))
         return ordered
+
+    @staticmethod
+    def _tier_order(
+        model: PublicModel, targets: list[Target], call: Call, now: float
+    ) -> list[Target]:
+        """The balancer's order, except that an engine replica reporting a full
+        queue goes after every one with room."""
+        limits = model.load_limits
+        full = [t for t in targets if t.load is not None and t.load.full(limits, now)]
+        if not full or len(full) == len(targets):
+            return model.balancer.order(targets, call)
+        roomy = [t for t in targets if t not in full]
+        return [*model.balancer.order(roomy, call), *model.balancer.order(full, call)]
 
     def _pause(
         self, model: PublicModel, tried: list[Target], error: GatewayError, retry_number: int

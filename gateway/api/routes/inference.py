@@ -17,7 +17,7 @@ from gateway.api.parsing import LARGE_BODY_BYTES, read_request
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gateway.api.relay import SSE_HEADERS, StreamRelay, finish_result
 from gateway.api.state import RECORD, STATE
-from gateway.routing.router import Call, Operation
+from gateway.routing.call import Call, Operation
 
 JSON = "application/json"
 
