@@ -4,7 +4,8 @@ second, for the balancers (``gateway.routing.load.BackendLoad``).
 ``LoadMonitor.run`` reads every ready replica at once, each read bounded by
 a short timeout, so a replica that stops answering (hung, stopped, its
 machine gone) costs one timeout per round and never holds up the others'
-reports: its own report is dropped until it answers again. Of vLLM's
+reports. Each report counts for ``GOOD_FOR_ROUNDS`` rounds: a replica that
+stops answering has none after that (a replica not ready, at once). Of vLLM's
 exposition only three gauges are read, with one regular expression over the
 text (no full parse): ``vllm:num_requests_running``,
 ``vllm:num_requests_waiting`` (summed over a server's engine cores) and
@@ -25,6 +26,8 @@ from adapters.transport.settings import TransportSettings
 from gateway.config.fleet import EngineLoadConfig
 from gateway.engines.handle import EngineStatus
 from gateway.routing.load import BackendLoad
+
+GOOD_FOR_ROUNDS = 3
 
 _GAUGE = re.compile(
     rb"^vllm:(num_requests_running|num_requests_waiting|kv_cache_usage_perc)"
@@ -62,6 +65,7 @@ class LoadMonitor:
     ) -> None:
         self._handles = handles
         self._interval = settings.interval
+        self._good_for = GOOD_FOR_ROUNDS * settings.interval + settings.timeout
         t = settings.timeout
         self._timeouts = Timeouts(connect=t, first_token=t, idle=t, total=t)
         self._transport = open_transport(TransportSettings(what="engine", trust_env=False))
@@ -94,13 +98,10 @@ class LoadMonitor:
         try:
             response = await self._transport.request("GET", url, None, self._timeouts)
         except GatewayError:
-            load.lost()
-            return
+            return  # the last report ages out
         reading = parse_load(response.body) if response.status == 200 else None
-        if reading is None:
-            load.lost()
-        else:
-            load.report(*reading, time.monotonic())
+        if reading is not None:
+            load.report(*reading, now=time.monotonic(), good_for=self._good_for)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -4,8 +4,11 @@ counts requests that reached the engine some other way (another gateway
 worker, a client calling it directly); the balancers combine it with the
 gateway's own in-flight count (``gateway.routing.balancing.load_of``).
 
-``gateway.engines.load`` writes the reports, about once a second; a report
-older than ``STALE_AFTER`` (the reader stalled) counts as none.
+``gateway.engines.load`` writes the reports, about once a second, each good
+for a few rounds: a read that fails (the engine is slow to answer, or does
+not answer at all) leaves the last report to age out, so one slow answer on
+a busy host does not blank it, and an engine that stopped answering has none
+a few seconds later. An engine that is not ready has none at once.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.config.fleet import EngineLoadConfig
-
-STALE_AFTER = 5.0
 
 
 @dataclass(slots=True, eq=False)
@@ -24,18 +25,21 @@ class BackendLoad:
     running: float = 0.0
     waiting: float = 0.0
     kv_cache_usage: float = 0.0  # 0..1
-    read_at: float | None = None  # monotonic; None: no usable report (never, or the last failed)
+    read_at: float | None = None  # monotonic; None: no report (never, or the engine is down)
+    good_until: float = 0.0  # monotonic: the report counts until then
 
-    def report(self, running: float, waiting: float, kv_cache_usage: float, now: float) -> None:
+    def report(
+        self, running: float, waiting: float, kv_cache_usage: float, now: float, good_for: float
+    ) -> None:
         self.running, self.waiting, self.kv_cache_usage = running, waiting, kv_cache_usage
-        self.read_at = now
+        self.read_at, self.good_until = now, now + good_for
 
     def lost(self) -> None:
-        """The last read failed (timeout, refused, not Prometheus text)."""
-        self.read_at = None
+        """The engine is down (not ready): its last report means nothing now."""
+        self.read_at, self.good_until = None, 0.0
 
     def fresh(self, now: float) -> bool:
-        return self.read_at is not None and now - self.read_at <= STALE_AFTER
+        return now <= self.good_until
 
     def full(self, limits: EngineLoadConfig, now: float) -> bool:
         """The engine reports a full queue or KV cache: a new request would wait."""

@@ -1,12 +1,15 @@
 """Prompt prefixes as chains of block hashes, and which targets were recently
 sent each block: what ``strategy: prefix`` routes by.
 
-A prompt is rendered to bytes (a chat request's ``tools`` and ``messages``
-as JSON, a completion's ``prompt``) and cut into blocks of ``block_bytes``;
-each block's hash covers the block and the hash before it, as vLLM hashes
-its KV cache blocks, so equal hashes mean an equal prefix up to that block.
-A conversation's next turn renders to the previous turn's bytes and more,
-so it shares every whole block of the previous turn's prompt.
+A prompt is rendered to bytes in parts (a chat request's ``tools``, then
+each of its ``messages``, as JSON; a completion's ``prompt`` is one part),
+and each part is cut into blocks of ``block_bytes``, its last block ending
+where the part ends. Each block's hash covers the block and the hash before
+it, as vLLM hashes its KV cache blocks, so equal hashes mean an equal prefix
+up to that block. A conversation's next turn is the previous turn's
+messages and more, so it shares every block of the previous turn's prompt:
+the blocks follow the messages, so no block straddles the point where the
+two turns part.
 
 ``PrefixIndex`` maps a block hash to the targets sent it (a bit mask), at
 most ``capacity`` blocks, least recently sent evicted first. A target gets a
@@ -33,26 +36,30 @@ def prompt_blocks(call: Call, block_bytes: int) -> list[int]:
     cached = call.prefix_blocks
     if cached is not None and cached[0] == block_bytes:
         return cached[1]
-    data = rendered_prompt(call.body)
-    end = min(len(data), block_bytes * MAX_PROMPT_BLOCKS)
-    hashes = []
+    hashes: list[int] = []
     chained = block_bytes
-    for start in range(0, end, block_bytes):
-        chained = hash((chained, data[start : start + block_bytes]))
-        hashes.append(chained)
+    for part in rendered_parts(call.body):
+        for start in range(0, len(part), block_bytes):
+            if len(hashes) == MAX_PROMPT_BLOCKS:
+                break
+            chained = hash((chained, part[start : start + block_bytes]))
+            hashes.append(chained)
     call.prefix_blocks = (block_bytes, hashes)
     return hashes
 
 
-def rendered_prompt(body: Body) -> bytes:
-    """The prompt as bytes whose prefixes grow as a conversation does."""
+def rendered_parts(body: Body) -> list[bytes]:
+    """The prompt as bytes, in parts that later turns of a conversation repeat."""
     messages = body.get("messages")
-    if messages is not None:
-        return orjson.dumps((body.get("tools"), messages))
+    if isinstance(messages, list):
+        tools = body.get("tools")
+        parts = [orjson.dumps(tools)] if tools else []
+        parts.extend(orjson.dumps(message) for message in messages)
+        return parts
     prompt = body.get("prompt", body.get("input"))
     if isinstance(prompt, str):
-        return prompt.encode()
-    return b"" if prompt is None else orjson.dumps(prompt)
+        return [prompt.encode()]
+    return [] if prompt is None else [orjson.dumps(prompt)]
 
 
 class PrefixIndex:

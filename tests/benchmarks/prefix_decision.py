@@ -22,7 +22,7 @@ from gateway.routing.balancing import Balancing, PrefixAffinity
 from gateway.routing.call import Call
 from gateway.routing.health import TargetHealth
 from gateway.routing.load import BackendLoad
-from gateway.routing.prefix import prompt_blocks
+from gateway.routing.prefix import prompt_blocks, rendered_parts
 from gateway.routing.target import Target
 
 SYSTEM = {"role": "system", "content": "Answer as a careful, concise assistant. " * 150}
@@ -95,8 +95,10 @@ def main() -> None:
         decision = statistics.median(time_decisions(balancer, targets, known, s) for s in range(7))
         rows.append((size, known, decision))
     hashing = statistics.median(time_hashing(s) for s in range(7))
-    prompt_bytes = len(prompt_blocks(Call("chat", {"messages": conversation(0, 4)}), 256)) * 256
-    print(f"prompt: ~{prompt_bytes:,} bytes rendered, {prompt_bytes // 256} blocks of 256 bytes")
+    body = {"messages": conversation(0, 4)}
+    size = sum(len(part) for part in rendered_parts(body))
+    blocks = len(prompt_blocks(Call("chat", body), 256))
+    print(f"a decision's prompt: {size:,} bytes rendered, {blocks} blocks (256 bytes at most)")
     print("| remembered prefixes (blocks) | conversations | decision (µs) |")
     print("|---|---|---|")
     for size, known, decision in rows:

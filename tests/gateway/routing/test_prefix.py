@@ -77,18 +77,18 @@ def route(balancer: PrefixAffinity, usable: list[Target], call: Call) -> Target:
     return chosen
 
 
-def test_a_next_turn_shares_every_whole_block_of_the_previous_turn() -> None:
+def test_a_next_turn_shares_every_block_of_the_previous_turn() -> None:
     talk = Conversation("ann")
     first = talk.next_call()
     talk.answered("It is sunny. " * 10)
     second = talk.next_call()
     one, two = prompt_blocks(first, 64), prompt_blocks(second, 64)
     assert len(two) > len(one) > 10
-    # Every whole block of turn one (its last, partial one aside) starts turn two.
-    assert two[: len(one) - 1] == one[:-1]
-    assert two[len(one) - 1] != one[-1]
-    other = Call("chat", {"messages": [{"role": "system", "content": "Another prompt. " * 40}]})
-    assert prompt_blocks(other, 64)[0] != one[0]
+    # Blocks end with each message, so all of turn one starts turn two.
+    assert two[: len(one)] == one
+    changed = Conversation("ann")
+    changed.messages[0] = {"role": "system", "content": "You are a helpful assistant! " * 40}
+    assert prompt_blocks(changed.next_call(), 64)[0] != one[0]
     # Computed once per request, however often it is routed.
     assert prompt_blocks(first, 64) is one
 
@@ -137,11 +137,11 @@ def test_an_overloaded_replica_loses_the_next_turn_to_the_least_loaded() -> None
     # The engine itself reports ten running (requests from elsewhere): past the margin.
     home.health.in_flight = 0
     assert home.load is not None
-    home.load.report(running=10, waiting=0, kv_cache_usage=0.3, now=time.monotonic())
+    home.load.report(10, 0, kv_cache_usage=0.3, now=time.monotonic(), good_for=5)
     assert route(prefix, targets, talk.next_call()) is other
     talk.answered("fine")
     # Once there, the conversation's longest prefix is on the other: it stays.
-    home.load.report(running=0, waiting=0, kv_cache_usage=0.3, now=time.monotonic())
+    home.load.report(0, 0, kv_cache_usage=0.3, now=time.monotonic(), good_for=5)
     assert route(prefix, targets, talk.next_call()) is other
 
 
