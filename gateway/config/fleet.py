@@ -20,7 +20,7 @@ class PrefixConfig(Strict):
         200_000, ge=1, description="Block hashes remembered per model; least recently used go"
     )
     load_margin: float = Field(
-        8.0,
+        4.0,
         ge=0,
         description="Requests by which the best match's load may exceed the least loaded "
         "target's before the least loaded one gets the request",
