@@ -17,7 +17,7 @@ class PrefixConfig(Strict):
         256, ge=16, le=65536, description="Bytes of the rendered prompt per hashed block"
     )
     max_blocks: int = Field(
-        200_000, ge=1, description="Block hashes remembered per model; least recently used go"
+        100_000, ge=1, description="Block hashes remembered per model; least recently used go"
     )
     load_margin: float = Field(
         4.0,

@@ -29,6 +29,7 @@ from tests.engine_gateway import (
     tiny_engine,
 )
 from tests.gateway.observability.scrape import scrape
+from tests.helpers import http_json
 
 pytestmark = pytest.mark.e2e
 
@@ -116,6 +117,9 @@ def test_each_replica_is_an_engine_of_its_own_in_ready_and_metrics(fleet: Engine
 
     loads = wait_for(both_reported, 10, "a load report from each replica")
     assert all(load["age_seconds"] < 4 for load in loads)
+    listing = http_json("GET", fleet.gateway.url + "/v1/gateway/targets")
+    reported = {t["id"]: t["engine_load"] for t in listing["data"]}
+    assert set(reported) == {"engine/llama#0", "engine/llama#1"} and all(reported.values())
     scraped = scrape(fleet.gateway.url)
     for name in REPLICAS:
         assert scraped.value("vllm_gateway_engine_state", engine=name, state="ready") == 1
