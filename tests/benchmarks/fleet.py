@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,18 @@ STRATEGIES = ("round-robin", "least-busy", "session", "prefix")
 ROUTER = "vllm-router"
 SYSTEM_TOKENS = 1500
 MAX_MODEL_LEN = 4096
+# Each replica's KV cache, in tokens (blocks of 32): room for the conversations one
+# replica holds when each stays on one replica, not for every conversation on both.
+# Unbounded, the tiny model's 1 GiB would hold 2M tokens and never evict anything,
+# which no GPU serving a fleet does; 0 leaves vLLM's own size.
+KV_CACHE_TOKENS = 16_384
+KV_BLOCK = 32  # the CPU attention backend takes multiples of 32
 _COUNTER = re.compile(rb"^(vllm:[a-z_]+_total)(?:\{[^}\n]*\})? ([^\s]+)", re.MULTILINE)
 COUNTERS = (
     b"vllm:prefix_cache_hits_total",
     b"vllm:prefix_cache_queries_total",
     b"vllm:request_success_total",
+    b"vllm:num_preemptions_total",  # a KV cache too small for what runs at once
 )
 
 
@@ -66,13 +73,15 @@ class Shape:
     max_tokens: int
     question_words: int
     cycles: int  # each subject runs twice per cycle
+    kv_cache_tokens: int = KV_CACHE_TOKENS
 
     def describe(self) -> str:
+        cache = f"{self.kv_cache_tokens:,} tokens" if self.kv_cache_tokens else "vLLM's default"
         return (
             f"{self.users} users, {self.turns} turns per conversation, questions of "
-            f"{self.question_words} words, answers of {self.max_tokens} tokens; per subject "
-            f"{2 * self.cycles} rounds of {self.seconds:g} s measured after "
-            f"{self.warmup_seconds:g} s, in A-B-B-A order"
+            f"{self.question_words} words, answers of {self.max_tokens} tokens; KV cache per "
+            f"replica {cache}; per subject {2 * self.cycles} rounds of {self.seconds:g} s "
+            f"measured after {self.warmup_seconds:g} s, in A-B-B-A order"
         )
 
 
@@ -90,7 +99,11 @@ SMOKE = Shape(
 )
 
 
-def gateway_config(checkpoint: Path, logs: Path) -> dict[str, Any]:
+def gateway_config(checkpoint: Path, logs: Path, kv_cache_tokens: int) -> dict[str, Any]:
+    extra = ["--distributed-executor-backend", "uni"]
+    if kv_cache_tokens:
+        blocks = kv_cache_tokens // KV_BLOCK
+        extra += ["--block-size", str(KV_BLOCK), "--num-gpu-blocks-override", str(blocks)]
     engine = {
         "model": str(checkpoint),
         "served_name": SERVED_NAME,
@@ -100,11 +113,10 @@ def gateway_config(checkpoint: Path, logs: Path) -> dict[str, Any]:
         "enable_prefix_caching": True,
         "enforce_eager": True,
         "cpu_kvcache_space_gib": 1,
-        # One replica per core: its OpenMP threads (with the in-process engine core,
-        # the whole server) bound there.
+        # One replica per core: its engine core's threads bound there (its API
+        # server process, like the gateway, the router and the driver, is not).
         "cpu_threads_bind": ["0", "1"],
-        "extra_args": ["--distributed-executor-backend", "uni"],
-        "env": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
+        "extra_args": extra,
         "startup_timeout": 900,
     }
     models = {name: {"strategy": name, "targets": [{"engine": "llama"}]} for name in STRATEGIES}
@@ -115,10 +127,11 @@ def gateway_config(checkpoint: Path, logs: Path) -> dict[str, Any]:
     }
 
 
-def start_fleet(checkpoint: Path, logs: Path) -> tuple[Server, list[str]]:
+def start_fleet(checkpoint: Path, logs: Path, kv_cache_tokens: int) -> tuple[Server, list[str]]:
     """The gateway and its two replicas; their base URLs once both are ready."""
+    config = gateway_config(checkpoint, logs, kv_cache_tokens)
     config_path = logs / "fleet.yaml"
-    config_path.write_text(yaml.safe_dump(gateway_config(checkpoint, logs), sort_keys=False))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     args = python_module("gateway", "serve", "--config", str(config_path), "--port", str(port))
     env = {"VLLM_GATEWAY_ENGINE_LOG_DIR": str(logs / "engines")}
@@ -278,6 +291,7 @@ def merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "tokens_per_second": round(tokens / seconds, 1),
         "prefix_cache_hit_rate": round(hits / queries, 4) if queries else None,
         "replica_share": [round(s / sum(served), 3) if sum(served) else 0.0 for s in served],
+        "preemptions": total(COUNTERS[3].decode()),
         "rounds": [{k: v for k, v in r.items() if k != "ttfts_ms"} for r in rounds],
     }
 
@@ -335,6 +349,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="seconds per subject")
     parser.add_argument("--without-vllm-router", action="store_true")
+    parser.add_argument(
+        "--kv-cache-tokens",
+        type=int,
+        default=KV_CACHE_TOKENS,
+        help="each replica's KV cache in tokens (0: vLLM's default, 2M for the tiny model)",
+    )
+    parser.add_argument("--cycles", type=int, help="A-B-B-A cycles per subject")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     return parser.parse_args(argv)
 
@@ -346,7 +367,7 @@ def run(shape: Shape, with_router: bool, logs: Path) -> tuple[Results, dict[str,
     """Every subject ``shape.cycles`` times in A-B-C-C-B-A order: the engines'
     speed drifts on a shared machine, and this spreads the drift over all."""
     checkpoint = build_tiny_checkpoint()
-    gateway, replicas = start_fleet(checkpoint, logs)
+    gateway, replicas = start_fleet(checkpoint, logs, shape.kv_cache_tokens)
     router: Server | None = None
     try:
         system = system_prompt(replicas[0])
@@ -374,14 +395,19 @@ def run(shape: Shape, with_router: bool, logs: Path) -> tuple[Results, dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    shape = SMOKE if args.smoke else FULL
+    shape = replace(SMOKE if args.smoke else FULL, kv_cache_tokens=args.kv_cache_tokens)
+    if args.cycles:
+        shape = replace(shape, cycles=args.cycles)
     started = datetime.now(UTC)
     meta: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": shlex.join(["python", "-m", "tests.benchmarks.fleet", *(argv or sys.argv[1:])]),
         "machine": machine_info(),
         "workload": shape.describe(),
-        "layout": "replica 0 on core 0, replica 1 on core 1; gateway, router and driver unpinned",
+        "layout": (
+            "replica 0's engine core on core 0, replica 1's on core 1; their API servers, "
+            "the gateway, vllm-router and the driver unpinned"
+        ),
     }
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vllm-gateway-fleet-") as tmp:
