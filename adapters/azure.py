@@ -17,6 +17,8 @@ from adapters.openai import OpenAIAdapter
 
 
 class AzureAdapter(OpenAIAdapter):
+    system = "az.ai.openai"
+
     def __init__(self, config: AzureProviderConfig) -> None:
         headers = dict(config.headers)
         if config.api_key is not None and config.api_key.get_secret_value():

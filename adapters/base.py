@@ -40,6 +40,8 @@ class Adapter(Protocol):
     """``deadline``: when the router's attempt must be over (the event loop's
     clock), or None; a stream's deadline bounds it until its first chunk."""
 
+    system: str  # what OpenTelemetry's GenAI conventions call it (gen_ai.system)
+
     async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body: ...
 
     def chat_stream(

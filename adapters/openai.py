@@ -28,6 +28,7 @@ Batch = list[Body]
 
 
 class OpenAIAdapter:
+    system = "openai"  # OpenTelemetry's gen_ai.system
     _rename_reasoning = False
     # Whether the server continues an unfinished assistant message (vLLM does).
     _continues = False

@@ -30,6 +30,8 @@ TOKENS_PER_REPLY = 3
 EXACT_CHARS = 64 * 1024
 SEGMENT_CHARS = 8 * 1024
 DEFAULT_TOKENS_PER_CHAR = 0.25
+# Counts of texts seen recently (a conversation's history is sent every turn).
+COUNT_CACHE_SIZE = 65_536
 
 
 def seed_tiktoken_cache(name: str) -> None:
@@ -60,6 +62,10 @@ class TokenCounter:
         self._name = encoding_name
         self._encoding: tiktoken.Encoding | None = None
         self._lock = threading.Lock()
+        # Counts of texts seen lately, by (length, hash): a conversation's history
+        # comes back every turn (resent by chat clients, rebuilt for /v1/responses),
+        # and only its new text needs encoding. Two ints an entry, whatever the text.
+        self._counts: dict[tuple[int, int], int] = {}
 
     def load(self) -> tiktoken.Encoding:
         if self._encoding is None:
@@ -73,18 +79,28 @@ class TokenCounter:
         if not text:
             return 0
         if len(text) <= SEGMENT_CHARS:
-            return len(self.load().encode_ordinary(text))
+            return self._count_piece(text)
         return self.count_texts((text,))
+
+    def _count_piece(self, text: str) -> int:
+        """One text of at most ``SEGMENT_CHARS``, remembered for a while."""
+        key = (len(text), hash(text))
+        found = self._counts.get(key)
+        if found is None:
+            if len(self._counts) >= COUNT_CACHE_SIZE:
+                self._counts.clear()  # bounded; the next requests simply encode again
+            found = self._counts[key] = len(self.load().encode_ordinary(text))
+        return found
 
     def count_texts(self, texts: Iterable[str]) -> int:
         """The tokens of several texts, in bounded time (see ``Tally``)."""
-        tally = Tally(self.load().encode_ordinary)
+        tally = Tally(self._count_piece)
         for text in texts:
             tally.add(text)
         return tally.total()
 
     def count_messages(self, messages: Iterable[dict[str, Any]]) -> int:
-        tally = Tally(self.load().encode_ordinary)
+        tally = Tally(self._count_piece)
         framing = TOKENS_PER_REPLY
         for message in messages:
             framing += TOKENS_PER_MESSAGE
@@ -116,10 +132,10 @@ class Tally:
     call to the encoder gets at most ``SEGMENT_CHARS``: byte-pair merging of
     one long "word" costs more than linear time in its length."""
 
-    __slots__ = ("_encode", "_exact_chars", "_skipped_chars", "_tokens")
+    __slots__ = ("_count", "_exact_chars", "_skipped_chars", "_tokens")
 
-    def __init__(self, encode: Callable[[str], list[int]]) -> None:
-        self._encode = encode
+    def __init__(self, count: Callable[[str], int]) -> None:
+        self._count = count
         self._tokens = 0
         self._exact_chars = 0
         self._skipped_chars = 0
@@ -136,7 +152,7 @@ class Tally:
             if end < len(text):  # cut at a space when one is near, not inside a word
                 space = text.rfind(" ", end - 256, end)
                 end = space if space > start else end
-            self._tokens += len(self._encode(text[start:end]))
+            self._tokens += self._count(text[start:end])
             start = end
 
     def total(self) -> int:
@@ -147,8 +163,10 @@ class Tally:
 
 
 def _message_text(message: dict[str, Any]) -> str:
-    parts: list[str] = []
     content = message.get("content")
+    if isinstance(content, str) and "tool_calls" not in message:
+        return content  # most messages, at once
+    parts: list[str] = []
     if isinstance(content, str):
         parts.append(content)
     elif isinstance(content, list):

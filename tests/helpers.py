@@ -93,7 +93,12 @@ class FakeUpstream(ServerProcess):
     """tests/fakes/openai_server.py in its own process."""
 
     def __init__(
-        self, tmp: Path, name: str = "fake", usage: bool = True, api_key: str | None = None
+        self,
+        tmp: Path,
+        name: str = "fake",
+        usage: bool = True,
+        api_key: str | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         port = free_port()
         args = [
@@ -109,6 +114,8 @@ class FakeUpstream(ServerProcess):
             args.append("--no-usage")
         if api_key is not None:
             args += ["--api-key", api_key]
+        if otlp_endpoint is not None:
+            args += ["--otlp-endpoint", otlp_endpoint]
         ready = "/_requests" if api_key is not None else "/v1/models"
         super().__init__(args, port, tmp / f"upstream-{name}-{port}.log", ready_path=ready)
         self.base_url = self.url + "/v1"

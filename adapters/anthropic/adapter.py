@@ -28,6 +28,8 @@ PROVIDER = "anthropic"
 
 
 class AnthropicAdapter:
+    system = "anthropic"  # OpenTelemetry's gen_ai.system
+
     def __init__(self, config: AnthropicProviderConfig) -> None:
         self._base = config.base_url.rstrip("/")
         headers = {"anthropic-version": config.anthropic_version, **config.headers}

@@ -35,6 +35,8 @@ def _call_id_prefix() -> str:
 
 
 class GeminiAdapter:
+    system = "gcp.gemini"  # OpenTelemetry's gen_ai.system
+
     def __init__(self, config: GeminiProviderConfig) -> None:
         self._base = config.base_url.rstrip("/")
         headers = dict(config.headers)

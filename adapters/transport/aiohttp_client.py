@@ -18,7 +18,13 @@ import aiohttp
 from multidict import CIMultiDict
 
 from adapters.config import Timeouts
-from adapters.transport.base import RawHeaders, Response, header_map
+from adapters.transport.base import (
+    REQUEST_HEADERS,
+    RawHeaders,
+    Response,
+    exchange_limit,
+    header_map,
+)
 from adapters.transport.decoding import BodyDecoder
 from adapters.transport.errors import transport_error
 from adapters.transport.settings import Origin, TransportSettings
@@ -66,11 +72,15 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
         )
+        headers = _JSON if body is not None else None
+        extra = REQUEST_HEADERS.get()
+        if extra:
+            headers = {**(headers or {}), **extra}
         return await self._client().request(
             method,
             url,
             data=body,
-            headers=_JSON if body is not None else None,
+            headers=headers,
             proxy=proxy,
             allow_redirects=False,
             timeout=timeout,
@@ -85,9 +95,7 @@ class AiohttpTransport:
         deadline: float | None = None,
     ) -> Response:
         loop = asyncio.get_running_loop()
-        limit = None if timeouts.total is None else loop.time() + timeouts.total
-        if deadline is not None and (limit is None or deadline < limit):
-            limit = deadline
+        limit = exchange_limit(timeouts, loop.time(), deadline)
         guard = asyncio.timeout_at(limit) if limit is not None else nullcontext()
         try:
             async with guard:

@@ -18,10 +18,13 @@ Every transport keeps the same contract, checked by one conformance suite
   close are all read; gzip and deflate (zlib or raw) are decompressed as the
   bytes arrive; more than ``max_response_bytes`` after decompression fails.
 - Redirects are not followed: a 3xx is returned like any answer.
+- The headers in ``REQUEST_HEADERS``, when set, go with the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +33,12 @@ from multidict import CIMultiDict
 from adapters.config import Timeouts
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+# Headers for the requests sent in this context, beside the provider's own:
+# the W3C trace context of the caller's span (set by gateway.observability.tracing).
+REQUEST_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "vllm_gateway_request_headers", default=None
+)
 
 
 def header_map(raw: RawHeaders) -> CIMultiDict[str]:
@@ -46,6 +55,15 @@ class Response:
     @property
     def headers(self) -> CIMultiDict[str]:
         return header_map(self.raw_headers)
+
+
+def exchange_limit(timeouts: Timeouts, now: float, deadline: float | None) -> float | None:
+    """When a whole exchange must be over (the event loop's clock): its total
+    timeout, or the caller's deadline if that comes first."""
+    limit = None if timeouts.total is None else now + timeouts.total
+    if deadline is not None and (limit is None or deadline < limit):
+        return deadline
+    return limit
 
 
 class StreamedResponse(Protocol):

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from adapters.config import Timeouts
 from adapters.errors import GatewayError, UpstreamError, UpstreamUnavailableError
-from adapters.transport.base import Response
+from adapters.transport.base import REQUEST_HEADERS, Response, exchange_limit
 from adapters.transport.errors import transport_error
 from adapters.transport.lean_connection import Answer, Connection, LeanStream, Request
 from adapters.transport.settings import Origin, Proxy, TransportSettings
@@ -61,9 +61,7 @@ class LeanTransport:
         pool = self._pool(url)
         request = pool.request_bytes(method, url, body)
         loop = asyncio.get_running_loop()
-        limit = None if timeouts.total is None else loop.time() + timeouts.total
-        if deadline is not None and (limit is None or deadline < limit):
-            limit = deadline
+        limit = exchange_limit(timeouts, loop.time(), deadline)
         guard = asyncio.timeout_at(limit) if limit is not None else nullcontext()
         try:
             async with guard:
@@ -111,6 +109,9 @@ class Pool:
         head = self._heads.get((method, url))
         if head is None:
             head = self._heads[(method, url)] = self._head(method, url)
+        extra = REQUEST_HEADERS.get()
+        if extra:  # per-request headers (trace context): rare, so not cached
+            head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
         if body is None:
             return head + b"\r\n"
         if len(body) > _COPY_LIMIT:  # written as it is: copying it costs milliseconds

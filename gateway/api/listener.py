@@ -235,10 +235,13 @@ class Listener:
             self._opening -= 1
 
     async def close(self) -> None:
-        """Stop accepting (the socket stays open for other workers)."""
+        """Stop accepting: this process's listening socket is closed, so a new
+        client is refused at once (other workers keep theirs)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
         for task in list(self._handshakes):
             task.cancel()
+        self._sock.close()

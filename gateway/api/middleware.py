@@ -75,8 +75,11 @@ def make_middleware(log: Any) -> Middleware:
             request_id(request), request.method, request.path, time.perf_counter()
         )
         request[RECORD] = record
-        telemetry = request.app[STATE].telemetry
-        span = telemetry.start(record)
+        state = request.app[STATE]
+        telemetry = state.telemetry
+        span = telemetry.start(record, request.headers)
+        drain = state.drain
+        task = drain.enter()
         try:
             response = await handler(request)
         except GatewayError as exc:
@@ -87,19 +90,31 @@ def make_middleware(log: Any) -> Middleware:
             record.error_type = error.type
             response = error_response(error, record.request_id)
         except asyncio.CancelledError:
-            record.status = 499  # the client went away
-            request.app[STATE].access_log.write(record)
-            telemetry.finish(record, span)
-            raise
+            if not drain.ending or request.writer.output_size:
+                # The client went away, or a drained answer had begun (it ended itself).
+                record.status = record.status or 499
+                state.access_log.write(record)
+                telemetry.finish(record, span)
+                raise
+            # Ended by the drain's deadline, before any response: a clean 503.
+            if task is not None:
+                task.uncancel()
+            error = drain.error()
+            record.error_type = error.type
+            response = error_response(error, record.request_id)
         except Exception:
             log.exception("unhandled error", request_id=record.request_id, path=request.path)
             error = GatewayError("The server had an error while processing your request.")
             record.error_type = error.type
             response = error_response(error, record.request_id)
+        finally:
+            drain.exit(task)
         if not response.prepared:
             response.headers.setdefault("X-Request-ID", record.request_id)
+            if drain.draining:
+                response.force_close()  # the client reconnects, to another replica
         record.status = response.status
-        request.app[STATE].access_log.write(record)
+        state.access_log.write(record)
         telemetry.finish(record, span)
         return response
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -21,9 +22,12 @@ LARGE_BODY_BYTES = 256 * 1024
 
 
 async def read_request(
-    request: web.Request, model: type[RequestModel]
+    request: web.Request,
+    model: type[RequestModel],
+    errors: Callable[[ValidationError], InvalidRequestError] | None = None,
 ) -> tuple[dict[str, Any], RequestModel]:
-    """The client's JSON object, and its validated view (errors name the field)."""
+    """The client's JSON object, and its validated view (errors name the field;
+    ``errors`` turns a validation error into the 400, ``validation_error`` by default)."""
     limits = request.app[STATE].config.server
     try:
         raw = await request.read()
@@ -37,7 +41,7 @@ async def read_request(
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
-        raise validation_error(exc) from exc
+        raise (errors or validation_error)(exc) from exc
     if len(raw) > LARGE_BODY_BYTES:
         await asyncio.sleep(0)
     return body, parsed

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from gateway.api.app import create_app
 from gateway.api.listener import GatewayRunner, GatewayServer, Listener
+from gateway.api.state import STATE
 from gateway.config.schema import GatewayConfig, ServerConfig
 from gateway.engines.reaper import die_with_parent
 from gateway.engines.remote import engines_as_providers
@@ -105,8 +106,9 @@ def _run_worker(
 async def _serve_app(
     app: web.Application, sock: socket.socket, tls: ssl.SSLContext | None, limits: ServerConfig
 ) -> None:
-    """Serve until SIGTERM or SIGINT; then stop accepting and give in-flight
-    requests ``drain_seconds`` to finish."""
+    """Serve until SIGTERM or SIGINT; then drain (``gateway.api.drain``): stop
+    accepting, give in-flight requests ``drain_seconds`` to finish, end the
+    rest cleanly, and only then clean the app up (engines stop last)."""
     runner = GatewayRunner(
         app,
         limits,
@@ -132,6 +134,8 @@ async def _serve_app(
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        await listener.close()  # no new connection; the others drain
+        await app[STATE].drain.run(limits.drain_seconds)
     finally:
         await listener.close()
         await runner.cleanup()

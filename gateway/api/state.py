@@ -9,10 +9,14 @@ from aiohttp import web
 
 from adapters.base import Adapter
 from gateway.access.control import AccessControl
+from gateway.api.drain import Drain
+from gateway.cache.service import ResponseCache
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
+from gateway.guardrails.service import Guardrails
 from gateway.observability.logs import AccessLog, AccessRecord
 from gateway.observability.telemetry import Telemetry
+from gateway.responses.build import ResponsesApi
 from gateway.routing.reload import LiveRouting
 from gateway.routing.router import Router
 from gateway.tokens import TokenCounter
@@ -27,10 +31,14 @@ class AppState:
     log: Any
     access: AccessControl  # keys, JWT, limits (gateway.access.control)
     telemetry: Telemetry  # metrics, audit log, tracing (gateway.observability.telemetry)
+    responses: ResponsesApi  # Responses and Conversations APIs, their state (gateway.responses)
     adapters: dict[str, Adapter] = field(default_factory=dict)
     engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
     routing: LiveRouting | None = None  # owns ``router`` and its reload
+    guardrails: Guardrails | None = None  # gateway.guardrails
+    cache: ResponseCache | None = None  # gateway.cache
     started: float = 0.0
+    drain: Drain = field(default_factory=Drain)  # graceful shutdown (gateway.api.drain)
 
 
 STATE = web.AppKey("state", AppState)

@@ -12,6 +12,8 @@ from gateway.engines.presets import PRESETS
 
 
 class EngineAdapter(OpenAIAdapter):
+    system = "vllm"
+
     def __init__(self, handle: EngineHandle) -> None:
         self.handle = handle
         super().__init__(

@@ -43,8 +43,11 @@ PREFIX = "vllm_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # The OpenAI inference endpoints: what the request metrics count (probes and
-# admin calls would only blur traffic and latency).
-INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+# admin calls would only blur traffic and latency). ``POST /v1/responses`` and
+# each turn of its WebSocket mode count; the socket's upgrade (a GET) does not.
+INFERENCE_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
+)
 # Model names come from clients: only configured ones become label values.
 OTHER_MODEL = "other"
 BREAKER_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
@@ -126,9 +129,10 @@ class Metrics:
         self.scraper = EngineScraper(PREFIX, scrape_timeout)
         self.router_observer = RouterMetrics(self)
         self._targets: list[Target] = []
-        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
+        self._findings: dict[tuple[str, str], Any] = {}
         self._sampler: asyncio.Task[None] | None = None
 
     def _build(self, registry: CollectorRegistry | None) -> None:
@@ -143,8 +147,8 @@ class Metrics:
 
         self.requests = counter(
             "requests",
-            "Inference requests by public model, target and HTTP status",
-            ("model", "target", "status"),
+            "Inference requests by public model, target, HTTP status and endpoint",
+            ("model", "target", "status", "endpoint"),
         )
         self.errors = counter(
             "errors",
@@ -166,6 +170,22 @@ class Metrics:
         )
         self.fallbacks = counter(
             "fallbacks", "Requests passed on to a fallback model", ("model", "to_model", "reason")
+        )
+        self.guardrail_findings = counter(
+            "guardrail_findings",
+            "What guardrails found: the guardrail and what it did (mask, block)",
+            ("guardrail", "action"),
+        )
+        self.cache_requests = counter(
+            "cache_requests",
+            "Response cache lookups by public model; result is hit, miss or bypass",
+            ("model", "result"),
+        )
+        self.cache_semantic_hits = counter(
+            "cache_semantic_hits", "Cache hits found by embedding similarity", ("model",)
+        )
+        self.cache_tokens_saved = counter(
+            "cache_tokens_saved", "Tokens (prompt + completion) answered from the cache", ("model",)
         )
         self.failovers = counter(
             "stream_failovers",
@@ -198,14 +218,15 @@ class Metrics:
 
     def observe(self, record: AccessRecord, now: float) -> None:
         """Count one finished request (``now``: perf_counter at its end)."""
-        if record.path not in INFERENCE_PATHS:
+        if record.path not in INFERENCE_PATHS or record.method == "GET":
             return
         model = record.model if record.model in self._models else self.model_label(record.model)
         target = record.target or ""
-        key = (model, target, record.status)
+        key = (model, target, record.status, record.path)
         child = self._requests.get(key)
         if child is None:
-            child = self._requests[key] = self.requests.labels(model, target, str(record.status))
+            labels = (model, target, str(record.status), record.path)
+            child = self._requests[key] = self.requests.labels(*labels)
         child.inc()
         series = self._by_model.get(model)
         if series is None:
@@ -221,6 +242,25 @@ class Metrics:
             series.completion.inc(record.completion_tokens)
         if record.error_type is not None:
             self._count_error(model, target, record)
+        if record.cache is not None:
+            self._count_cache(model, record)
+        if record.guardrails:
+            for (guardrail, _, action, _), count in record.guardrails.items():
+                child = self._findings.get((guardrail, action))
+                if child is None:
+                    child = self._findings[guardrail, action] = self.guardrail_findings.labels(
+                        guardrail, action
+                    )
+                child.inc(count)
+
+    def _count_cache(self, model: str, record: AccessRecord) -> None:
+        assert record.cache is not None
+        self.cache_requests.labels(model, record.cache).inc()
+        if record.cache == "hit":
+            if record.cache_semantic:
+                self.cache_semantic_hits.labels(model).inc()
+            if record.tokens_saved:
+                self.cache_tokens_saved.labels(model).inc(record.tokens_saved)
 
     def _count_error(self, model: str, target: str, record: AccessRecord) -> None:
         assert record.error_type is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.config.schema import GatewayConfig
@@ -40,9 +40,9 @@ class Telemetry:
         if self.tracing is not None:
             self.tracing.wrap_adapters(_all_targets(router))
 
-    def start(self, record: AccessRecord) -> Any:
+    def start(self, record: AccessRecord, headers: Mapping[str, str]) -> Any:
         """At a request's start: its span when tracing, else None."""
-        return None if self.tracing is None else self.tracing.start(record)
+        return None if self.tracing is None else self.tracing.start(record, headers)
 
     def finish(self, record: AccessRecord, span: Any) -> None:
         """At a request's end, with what ``start`` returned."""

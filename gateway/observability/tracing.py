@@ -1,11 +1,19 @@
 """Optional OpenTelemetry tracing: one span per request (the request id as an
 attribute) and a child span per upstream call, i.e. per attempt, exported
 over OTLP/HTTP. Imported only when ``tracing:`` is configured and the
-``opentelemetry`` packages are installed (the ``otel`` extra)."""
+``opentelemetry`` packages are installed (the ``otel`` extra).
+
+Trace context crosses the gateway both ways (W3C Trace Context): a request's
+``traceparent``/``tracestate`` make its span a child of the caller's, and each
+upstream call carries its own span as ``traceparent`` (through the
+transport's ``REQUEST_HEADERS``), so a vLLM server started with
+``--otlp-traces-endpoint`` joins the same trace. Spans carry OpenTelemetry's
+GenAI attributes (``gen_ai.system``, ``gen_ai.request.model``,
+``gen_ai.response.model``, ``gen_ai.usage.input_tokens``/``output_tokens``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -16,9 +24,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from adapters.config import Timeouts
 from adapters.errors import GatewayError
+from adapters.transport.base import REQUEST_HEADERS
 from gateway.config.observability import TracingConfig
 from gateway.observability.logs import AccessRecord
 from gateway.routing.target import Target
@@ -26,6 +36,9 @@ from gateway.routing.target import Target
 Body = dict[str, Any]
 Batch = list[Body]
 RequestSpan = tuple[Span, object]  # the span and the context token to detach
+_PROPAGATOR = TraceContextTextMapPropagator()
+# OpenAI operations as OpenTelemetry's GenAI conventions name them.
+_OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 
 
 class Tracing:
@@ -38,9 +51,12 @@ class Tracing:
         self._provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer = self._provider.get_tracer("vllm-gateway")
 
-    def start(self, record: AccessRecord) -> RequestSpan:
+    def start(self, record: AccessRecord, headers: Mapping[str, str]) -> RequestSpan:
+        """The request's span: a child of the caller's when it sent a trace context."""
+        parent = _PROPAGATOR.extract(headers) if "traceparent" in headers else None
         span = self.tracer.start_span(
             f"{record.method} {record.path}",
+            context=parent,
             kind=SpanKind.SERVER,
             attributes={
                 "gateway.request_id": record.request_id,
@@ -60,6 +76,7 @@ class Tracing:
             "gateway.target": record.target,
             "gateway.key_name": record.key_name,
             "gateway.error_type": record.error_type,
+            "gen_ai.request.model": record.model,
             "gen_ai.usage.input_tokens": record.prompt_tokens,
             "gen_ai.usage.output_tokens": record.completion_tokens,
         }
@@ -87,12 +104,14 @@ class Tracing:
 
 
 class TracedAdapter:
-    """An adapter whose calls each run in a client span; the rest passes through."""
+    """An adapter whose calls each run in a client span, whose context goes
+    upstream as ``traceparent``; the rest passes through."""
 
     def __init__(self, inner: Any, tracer: trace.Tracer, target_names: dict[str, str]) -> None:
         self._inner = inner
         self._tracer = tracer
         self._target_names = target_names
+        self._system = str(getattr(inner, "system", "openai"))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -104,6 +123,9 @@ class TracedAdapter:
             "gateway.target": self._target_names.get(upstream, ""),
             "gateway.upstream_model": upstream,
             "gateway.stream": operation.endswith("_stream"),
+            "gen_ai.system": self._system,
+            "gen_ai.operation.name": _OPERATIONS[operation.removesuffix("_stream")],
+            "gen_ai.request.model": upstream,
         }
 
     async def _call(
@@ -119,11 +141,16 @@ class TracedAdapter:
             kind=SpanKind.CLIENT,
             attributes=self._attributes(operation, body),
         ) as span:
+            token = REQUEST_HEADERS.set(_trace_headers(span))
             try:
-                return await method(body, timeouts, deadline)
+                result = await method(body, timeouts, deadline)
             except GatewayError as exc:
                 span.set_attributes({"error.type": exc.type, "gateway.status": exc.status})
                 raise
+            finally:
+                REQUEST_HEADERS.reset(token)
+            _answered(span, result)
+            return result
 
     async def _stream(
         self,
@@ -142,6 +169,18 @@ class TracedAdapter:
         chunks = 0
         try:
             async with aclosing(method(body, timeouts, deadline)) as stream:  # type: ignore[type-var]
+                # The request leaves with the first ``anext``: under this span's context.
+                token = REQUEST_HEADERS.set(_trace_headers(span))
+                try:
+                    first = await anext(stream, None)
+                finally:
+                    REQUEST_HEADERS.reset(token)
+                if first is None:
+                    return
+                if first:
+                    _answered(span, first[0])
+                chunks += len(first)
+                yield first
                 async for batch in stream:
                     chunks += len(batch)
                     yield batch
@@ -177,3 +216,24 @@ class TracedAdapter:
         return self._stream(
             "completions_stream", self._inner.completions_stream, body, timeouts, deadline
         )
+
+
+def _trace_headers(span: Span) -> dict[str, str]:
+    """``traceparent`` (and ``tracestate``) naming ``span`` as the parent."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
+def _answered(span: Span, result: Body) -> None:
+    """What the upstream said it is (its model name) and used (usage)."""
+    if isinstance(result.get("model"), str):
+        span.set_attribute("gen_ai.response.model", result["model"])
+    usage = result.get("usage")
+    if isinstance(usage, dict):
+        for key, name in (
+            ("prompt_tokens", "input_tokens"),
+            ("completion_tokens", "output_tokens"),
+        ):
+            if isinstance(usage.get(key), int):
+                span.set_attribute(f"gen_ai.usage.{name}", usage[key])

@@ -14,7 +14,8 @@ from adapters.config import Timeouts
 from gateway.config.schema import GatewayConfig, ModelConfig, TargetConfig
 from gateway.routing.health import TargetHealth
 from gateway.routing.load import BackendLoad
-from gateway.routing.router import Observer, PublicModel, Router, make_model
+from gateway.routing.model import PublicModel, make_model
+from gateway.routing.router import Observer, Router
 from gateway.routing.target import Target
 from gateway.tokens import TokenCounter
 
@@ -116,5 +117,5 @@ def build_router(
                     load=engines.load_for(target_name) if engines is not None else None,
                 )
             )
-        models[name] = make_model(name, targets, model, routing, created, rng)
+        models[name] = make_model(name, targets, model, routing.retries, created, rng, routing)
     return Router(models, count_prompt=tokens.count_request, observer=observer, rng=rng)

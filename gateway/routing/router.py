@@ -19,7 +19,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tenacity import (
@@ -39,12 +38,9 @@ from adapters.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from gateway.config.fleet import EngineLoadConfig, merged_prefix
-from gateway.config.schema import ModelConfig, RetryConfig, RoutingConfig
-from gateway.routing.balancing import BALANCERS, Balancer, Balancing
-from gateway.routing.call import Call, Operation
 from gateway.routing.failover import OpenContinuation, ResumableStream, resumable
 from gateway.routing.health import retry_after_seconds
+from gateway.routing.model import Call, Operation, PublicModel
 from gateway.routing.streams import BatchStream, TargetStream
 from gateway.routing.target import Target
 
@@ -52,32 +48,6 @@ _STREAM_METHOD = {"chat": "chat_stream", "completions": "completions_stream"}
 Result = TypeVar("Result")
 # One attempt on a target, to be over by the deadline (the event loop's clock).
 Send = Callable[[Target, float], Awaitable[Result]]
-
-
-@dataclass(slots=True, eq=False)
-class PublicModel:
-    name: str
-    targets: list[Target]
-    config: ModelConfig
-    retries: RetryConfig
-    balancer: Balancer
-    created: int = 0
-    # When an engine replica counts as full (its own report of waiting requests, KV cache).
-    load_limits: EngineLoadConfig = field(default_factory=EngineLoadConfig)
-
-    @property
-    def stream_failover(self) -> bool:
-        """On unless the model says otherwise, where a second target exists."""
-        if self.config.stream_failover is not None:
-            return self.config.stream_failover
-        return len(self.targets) > 1
-
-    @property
-    def context_window(self) -> int | None:
-        if self.config.max_model_len is not None:
-            return self.config.max_model_len
-        windows = [t.context_window for t in self.targets if t.context_window]
-        return min(windows) if windows else None
 
 
 class Observer:
@@ -88,22 +58,6 @@ class Observer:
     def fallback(self, model: str, to_model: str, reason: str) -> None: ...
 
     def failover(self, model: str, from_target: str, to_target: str) -> None: ...
-
-
-def make_model(
-    name: str,
-    targets: list[Target],
-    config: ModelConfig,
-    routing: RoutingConfig,
-    created: int,
-    rng: random.Random,
-) -> PublicModel:
-    settings = Balancing(rng, merged_prefix(routing.prefix, config.prefix))
-    balancer = BALANCERS[config.strategy](targets, settings)
-    retries = config.retries or routing.retries
-    return PublicModel(
-        name, targets, config, retries, balancer, created, load_limits=routing.engine_load
-    )
 
 
 class Router:
@@ -412,12 +366,15 @@ def _filtered(result: Body) -> bool:
 
 
 def _unavailable(model: PublicModel) -> UpstreamUnavailableError:
-    """No target can take a request now; ``Retry-After`` says when one should
-    (a rested or broken target's time left), else 5 s (e.g. an engine loading)."""
+    """No target can take a request now. When one will again at a known time
+    (a rested or broken target) the error says when and the request may wait
+    for it; when none will (health checks failing, an engine down), it fails
+    at once with ``Retry-After: 5``."""
     now = time.monotonic()
     waits = [t.health.usable_in(now) for t in model.targets if t.available()]
     known = [wait for wait in waits if wait is not None]
     return UpstreamUnavailableError(
         f"No backend of model '{model.name}' is available right now.",
         retry_after=min(known) if known else 5,
+        retryable=bool(known),
     )

@@ -27,12 +27,19 @@ GATEWAY_VARIANTS = ("gateway", "plain", "deployed", "aiohttp")
 
 
 def gateway_bench_config(
-    upstream_base_url: str, upstream_model: str, logs: Path, variant: str = "gateway"
+    upstream_base_url: str,
+    upstream_model: str,
+    logs: Path,
+    variant: str = "gateway",
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
     """models.yaml for the gateway under test: one public model on one upstream,
     configured as ``variant`` says (``GATEWAY_VARIANTS``). Prometheus metrics are
-    always on; tracing stays off."""
+    always on; tracing stays off. With ``redis_url``, limits and Responses state
+    live in that Redis, as on a fleet."""
     config = _keyed_config(upstream_base_url, upstream_model, logs / f"{variant}-access.log")
+    if redis_url is not None:
+        config.update(redis_url=redis_url, state={"backend": "redis"})
     if variant == "plain":
         del config["auth"]
     elif variant == "deployed":
@@ -63,6 +70,28 @@ def _keyed_config(upstream_base_url: str, upstream_model: str, access_log: Path)
             }
         },
         "models": {PUBLIC_MODEL: {"targets": [{"provider": "upstream", "model": upstream_model}]}},
+    }
+
+
+def with_pii_guardrail(config: dict[str, Any]) -> dict[str, Any]:
+    """The bench model with the ``pii`` guardrail masking its requests and its
+    answers, and restoring the caller's values."""
+    model = config["models"][PUBLIC_MODEL]
+    guardrails = {"input": ["pii"], "output": ["pii"]}
+    return {
+        **config,
+        "guardrails": {"pii": {"kind": "pii", "restore_in_response": True}},
+        "models": {PUBLIC_MODEL: {**model, "guardrails": guardrails}},
+    }
+
+
+def with_cache(config: dict[str, Any]) -> dict[str, Any]:
+    """The bench model cached in memory (``cache: true``: temperature-0 requests)."""
+    model = config["models"][PUBLIC_MODEL]
+    return {
+        **config,
+        "cache": {"backend": "memory", "ttl_seconds": 3600},
+        "models": {PUBLIC_MODEL: {**model, "cache": True}},
     }
 
 

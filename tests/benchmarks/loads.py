@@ -109,11 +109,12 @@ def send(
     load: Load,
     body: dict[str, Any],
     on_checkpoint: Callable[[int], None] | None = None,
+    path: str = "/chat/completions",
 ) -> dict[str, Any]:
-    """Drive ``subject`` with ``load``; the driver's summary, checked for errors."""
+    """Drive ``subject``'s ``path`` with ``load``; the driver's summary, checked for errors."""
     args = [
         "--url",
-        subject.chat_url,
+        subject.base_url + path,
         "--body",
         orjson.dumps({"model": subject.model, **body}).decode(),
         "--concurrency",

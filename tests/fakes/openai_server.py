@@ -13,8 +13,13 @@ Behaviour:
   ``{"faults": [{"status": 500}, {"status": 429, "retry_after": 1},
   {"hang": 30}, {"hang_mid_stream": 30}, {"drop_mid_stream": true},
   {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
+  {"drop_after": 3} (a stream's connection closed after 3 pieces),
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
+- ``continue_final_message`` (vLLM's): the answer is what remains of the one
+  it would give after the unfinished assistant message that ends the request.
+- ``--otlp-endpoint URL``: a request carrying ``traceparent`` gets a span of
+  its own, exported there as a child of the caller's (as a traced vLLM does).
 - ``GET /metrics`` answers vLLM's load gauges (``vllm:num_requests_running``,
   ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``) in Prometheus
   text, as a vLLM server does; ``POST /_load`` sets them
@@ -23,7 +28,13 @@ Behaviour:
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
   ``REASONING`` as ``reasoning_content`` first (streams: one delta a word),
-  as DeepSeek's API and vLLM's reasoning parsers do.
+  as DeepSeek's API and vLLM's reasoning parsers do; ``[length]`` ends with
+  ``finish_reason: length``; ``[chunks:A|B|C]`` answers exactly ``ABC`` (no
+  name prefix), streamed as the pieces ``A``, ``B``, ``C``.
+- Tools: a ``tool_choice`` naming a function (or ``required``: the first tool)
+  is answered with one call of it, arguments ``{"echo": <last user text>}``
+  (streamed in two pieces). When the last message is a tool result the answer
+  is ``"<name>: tool said <its content>"``.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import time
 from typing import Any
 
@@ -39,12 +51,22 @@ from aiohttp import web
 
 State = dict[str, Any]
 STATE = web.AppKey("state", dict)
-REASONING = "First, read the question. Then answer it."
+REASONING = "thinking about it"
+CHUNKS = re.compile(r"\[chunks:(.*)\]", re.DOTALL)
+
+
+def _pieces(text: str) -> list[str] | None:
+    """The pieces a ``[chunks:A|B]`` directive asks for."""
+    found = CHUNKS.search(text)
+    return found.group(1).split("|") if found else None
 
 
 def _reply_text(name: str, body: dict[str, Any]) -> str:
     if "messages" in body:
-        users = [m for m in body["messages"] if m.get("role") == "user"]
+        messages = body["messages"]
+        if messages and messages[-1].get("role") == "tool":
+            return f"{name}: tool said {messages[-1].get('content')}"
+        users = [m for m in messages if m.get("role") == "user"]
         content = users[-1].get("content") if users else ""
         if isinstance(content, list):
             content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
@@ -52,6 +74,41 @@ def _reply_text(name: str, body: dict[str, Any]) -> str:
         prompt = body.get("prompt", "")
         content = prompt if isinstance(prompt, str) else str(prompt)
     return f"{name}: {content}"
+
+
+def _continued(full: str, body: dict[str, Any]) -> str:
+    """What is left of ``full`` after the unfinished assistant message a client
+    asked to continue (vLLM's ``continue_final_message``)."""
+    messages = body.get("messages") or []
+    if not (body.get("continue_final_message") and messages):
+        return full
+    started = messages[-1].get("content") or ""
+    return full[len(started) :] if full.startswith(started) else full
+
+
+def _forced_call(body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The tool call a request forces (a named tool_choice, or required), if any."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name", "")
+    elif choice == "required" and tools:
+        name = tools[0]["function"]["name"]
+    else:
+        return None
+    arguments = orjson.dumps({"echo": text.split(": ", 1)[-1]}).decode()
+    return {
+        "id": f"call_fake_{name}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _finish(text: str, call: dict[str, Any] | None, fault: dict[str, Any]) -> str:
+    if call is not None:
+        return "tool_calls"
+    if fault.get("content_filter"):
+        return "content_filter"
+    return "length" if "[length]" in text else "stop"
 
 
 def _usage(body: dict[str, Any], text: str, n: int) -> dict[str, int]:
@@ -122,21 +179,27 @@ async def generate(request: web.Request) -> web.StreamResponse:
         message = fault.get("message", f"injected fault {fault['status']}")
         return _error(fault["status"], message, headers, fault.get("code"))
     chat = request.path.endswith("/chat/completions")
-    text = _reply_text(state["name"], body)
+    text = _continued(_reply_text(state["name"], body), body)
+    pieces = _pieces(text)
+    if pieces is not None and not body.get("stream"):
+        text = "".join(pieces)
     n = int(body.get("n") or 1)
     if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
+    call = _forced_call(body, text) if chat else None
     if body.get("stream"):
-        return await _stream(request, state, body, text, n, chat, fault)
+        return await _stream(request, state, body, text, n, chat, fault, call)
     if chat:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if "[think]" in text:
             message["reasoning_content"] = REASONING
+        if call is not None:
+            message.update(content=None, tool_calls=[call])
         choices = [
             {
                 "index": i,
                 "message": message,
-                "finish_reason": "content_filter" if fault.get("content_filter") else "stop",
+                "finish_reason": _finish(text, call, fault),
                 "logprobs": None,
             }
             for i in range(n)
@@ -165,10 +228,17 @@ async def _stream(
     n: int,
     chat: bool,
     fault: dict[str, Any],
+    call: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    words = text.split(" ")
+    # One piece per word, each with the space before it (as a continuation
+    # may begin with a space, the first piece keeps its own).
+    pieces = _pieces(text)
+    if call is not None:
+        words: list[str] = []
+    else:
+        words = pieces if pieces is not None else re.findall(r"\s*\S+", text) or [""]
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -177,16 +247,21 @@ async def _stream(
         "model": body["model"],
     }
     try:
-        if chat and "[think]" in text:
-            await _stream_reasoning(response, base, n, gap)
-        for position, word in enumerate(words):
-            piece = word if position == 0 else " " + word
+        prelude = _prelude(text, call) if chat else []
+        for piece in prelude:
+            choice = {"index": 0, "finish_reason": None, "logprobs": None, "delta": piece}
+            await response.write(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")
+        for position, piece in enumerate(words):
+            if position == fault.get("drop_after"):
+                assert request.transport is not None
+                request.transport.close()  # the connection dies after this many pieces
+                return response
             for index in range(n):
                 choice: dict[str, Any] = {"index": index, "finish_reason": None, "logprobs": None}
                 if chat:
                     choice["delta"] = (
                         {"role": "assistant", "content": piece}
-                        if position == 0
+                        if position == 0 and not prelude
                         else {"content": piece}
                     )
                 else:
@@ -206,7 +281,8 @@ async def _stream(
             if gap:
                 await asyncio.sleep(gap)
         for index in range(n):
-            end: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
+            finish = _finish(text, call, fault) if chat else "stop"
+            end: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": None}
             end["delta" if chat else "text"] = {} if chat else ""
             await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
         if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
@@ -221,17 +297,23 @@ async def _stream(
     return response
 
 
-async def _stream_reasoning(
-    response: web.StreamResponse, base: dict[str, Any], n: int, gap: float
-) -> None:
-    for position, word in enumerate(REASONING.split(" ")):
-        delta = {"reasoning_content": word if position == 0 else " " + word}
-        if position == 0:
-            delta["role"] = "assistant"
-        choices = [{"index": i, "delta": delta, "finish_reason": None} for i in range(n)]
-        await response.write(b"data: " + orjson.dumps({**base, "choices": choices}) + b"\n\n")
-        if gap:
-            await asyncio.sleep(gap)
+def _prelude(text: str, call: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Stream deltas before the content: reasoning words, or a tool call in pieces."""
+    deltas: list[dict[str, Any]] = []
+    if "[think]" in text:
+        words = re.findall(r"\s*\S+", REASONING)
+        deltas += [{"reasoning_content": word} for word in words]
+        deltas[0]["role"] = "assistant"
+    if call is not None:
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+        deltas.append(
+            {"tool_calls": [head]} if deltas else {"role": "assistant", "tool_calls": [head]}
+        )
+        for piece in (arguments[:half], arguments[half:]):
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    return deltas
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -314,10 +396,45 @@ def require_key(api_key: str) -> Any:
     return check
 
 
+def traced(endpoint: str) -> Any:
+    """A middleware that, like a traced vLLM server, records a span for each
+    request that carries a W3C ``traceparent``, as a child of that context."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "fake-upstream"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    tracer = provider.get_tracer("fake-upstream")
+    propagator = TraceContextTextMapPropagator()
+
+    @web.middleware
+    async def span(request: web.Request, handler: Any) -> web.StreamResponse:
+        if "traceparent" not in request.headers:
+            return await handler(request)
+        parent = propagator.extract(dict(request.headers))
+        with tracer.start_as_current_span(
+            f"fake {request.path}", context=parent, kind=SpanKind.SERVER
+        ):
+            return await handler(request)
+
+    return span
+
+
 def make_app(
-    name: str, usage: bool = True, seed: int = 0, api_key: str | None = None
+    name: str,
+    usage: bool = True,
+    seed: int = 0,
+    api_key: str | None = None,
+    otlp_endpoint: str | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[require_key(api_key)] if api_key else [])
+    middlewares = [require_key(api_key)] if api_key else []
+    if otlp_endpoint:
+        middlewares.append(traced(otlp_endpoint))
+    app = web.Application(middlewares=middlewares)
     app[STATE] = {
         "name": name,
         "usage": usage,
@@ -347,9 +464,15 @@ def main() -> None:
     parser.add_argument("--name", default="fake")
     parser.add_argument("--no-usage", action="store_true")
     parser.add_argument("--api-key", default=None, help="answer 401 to /v1/ calls without it")
+    parser.add_argument("--otlp-endpoint", default=None, help="record spans of traced requests")
     args = parser.parse_args()
     web.run_app(
-        make_app(args.name, usage=not args.no_usage, api_key=args.api_key),
+        make_app(
+            args.name,
+            usage=not args.no_usage,
+            api_key=args.api_key,
+            otlp_endpoint=args.otlp_endpoint,
+        ),
         host="127.0.0.1",
         port=args.port,
         print=None,

@@ -33,3 +33,14 @@ def test_prompt_forms(counter: TokenCounter) -> None:
     assert counter.count_prompt(["hello world", "hello"]) == 3
     assert counter.count_prompt([5, 6, 7]) == 3
     assert counter.count_prompt([[1, 2], [3]]) == 3
+
+
+def test_counts_of_texts_seen_before_are_remembered(counter: TokenCounter) -> None:
+    history = [{"role": "user", "content": f"turn {n} " + "lorem ipsum " * 50} for n in range(40)]
+    first = counter.count_messages(history)
+    assert len(counter._counts) == 40
+    assert counter.count_messages(history) == first  # same answer, nothing encoded again
+    assert len(counter._counts) == 40
+    encoding = counter.load()
+    for text in ("lorem ipsum", "lorem ipsum!", history[3]["content"]):
+        assert counter.count(text) == len(encoding.encode_ordinary(text))

@@ -25,6 +25,8 @@ async def ready(request: web.Request) -> web.Response:
     every replica out of a load balancer), 503 "not_ready" when none can.
     ``?strict`` answers 503 unless every model can be served."""
     state = request.app[STATE]
+    if state.drain.draining:  # shutting down: out of the load balancer at once
+        return web.Response(body=b'{"status":"draining"}', content_type=JSON, status=503)
     targets = {t.name: t for m in state.router.models.values() for t in m.targets}
     checks = await asyncio.gather(
         *(_target_ready(t) for t in targets.values()), return_exceptions=True

@@ -17,7 +17,7 @@ import pytest
 from adapters.client import ProviderClient
 from adapters.config import Timeouts, TLSConfig
 from adapters.errors import GatewayError, UpstreamError, UpstreamTimeoutError
-from adapters.transport.base import Transport
+from adapters.transport.base import REQUEST_HEADERS, Transport
 from adapters.transport.registry import open_transport
 from adapters.transport.settings import TransportSettings
 from tests.certs import ServerCertificate, issue
@@ -348,3 +348,21 @@ def test_the_suite_covers_every_transport() -> None:
     from adapters.transport.registry import TRANSPORTS
 
     assert set(TRANSPORTS) == set(KINDS)
+
+
+@combinations
+async def test_request_headers_of_the_context_go_with_the_request(
+    kind: str, scheme: str, route: str, certs: ServerCertificate
+) -> None:
+    async with setup(kind, scheme, route, certs) as s:
+        transport = open_transport(s.settings)
+        token = REQUEST_HEADERS.set({"traceparent": "00-abc-def-01"})
+        try:
+            assert await post(transport, s.url("json")) == JSON_BODY
+        finally:
+            REQUEST_HEADERS.reset(token)
+        assert await post(transport, s.url("json")) == JSON_BODY
+        await transport.aclose()
+    first, second = s.upstream.requests
+    assert first.headers["traceparent"] == "00-abc-def-01"
+    assert "traceparent" not in second.headers

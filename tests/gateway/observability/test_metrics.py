@@ -230,7 +230,7 @@ def test_in_flight_and_queue_depth_per_target(
     assert after.value("vllm_gateway_target_in_flight", target="slowpoke/m1") == 0
     assert after.value("vllm_gateway_target_queue_depth", target="slowpoke/m1") == 0
     assert after.series("vllm_gateway_requests_total", model="slow") == {
-        labels(model="slow", target="slowpoke/m1", status="200"): 2
+        labels(model="slow", target="slowpoke/m1", status="200", endpoint="/v1/chat/completions"): 2
     }
 
 

@@ -42,7 +42,11 @@ def test_two_processes_counts_add_up(tmp_path: Path) -> None:
         for gateway in (first, second):
             scraped = scrape(gateway.url)
             requests = scraped.value(
-                "vllm_gateway_requests_total", model="chat", target="up/m", status="200"
+                "vllm_gateway_requests_total",
+                model="chat",
+                target="up/m",
+                status="200",
+                endpoint="/v1/chat/completions",
             )
             assert requests == 5
             assert scraped.value("vllm_gateway_request_duration_seconds_count", model="chat") == 5
@@ -53,10 +57,14 @@ def test_two_processes_counts_add_up(tmp_path: Path) -> None:
         second.stop()
         # A stopped worker's counts stay in the totals.
         after = scrape(first.url)
-        assert (
-            after.value("vllm_gateway_requests_total", model="chat", target="up/m", status="200")
-            == 5
+        total = after.value(
+            "vllm_gateway_requests_total",
+            model="chat",
+            target="up/m",
+            status="200",
+            endpoint="/v1/chat/completions",
         )
+        assert total == 5
     finally:
         first.stop()
         second.stop()
@@ -114,7 +122,12 @@ def test_prepare_multiprocess_before_forking(tmp_path: Path) -> None:
         for family in text_string_to_metric_families(done.stdout)
         for s in family.samples
     }
-    key = (("model", "chat"), ("status", "200"), ("target", "t"))
+    key = (
+        ("endpoint", "/v1/chat/completions"),
+        ("model", "chat"),
+        ("status", "200"),
+        ("target", "t"),
+    )
     assert scraped[("vllm_gateway_requests_total", key)] == 7
     tokens = (("model", "chat"), ("type", "completion"))
     assert scraped[("vllm_gateway_tokens_total", tokens)] == 21

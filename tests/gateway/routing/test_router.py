@@ -301,7 +301,10 @@ def test_least_busy_avoids_the_loaded_target(balance_gateway: Gateway, up: dict)
     slow = {"messages": [{"role": "user", "content": "[slow] x y z w"}], "stream": True}
     with ThreadPoolExecutor(2) as pool:
         long_one = pool.submit(chat, balance_gateway, "busy", body=slow)
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not (up["a"].requests() or up["b"].requests()):  # the stream is under way
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         busy = "a/m" if up["a"].requests() else "b/m"
         quick = [chat(balance_gateway, "busy").headers["x-gateway-target"] for _ in range(5)]
         assert long_one.result().status_code == 200

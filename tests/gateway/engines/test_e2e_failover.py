@@ -1,0 +1,82 @@
+"""End to end: real vLLM engines killed mid-stream under load. Every stream
+of a model with two engine targets completes: those on the killed engine
+continue on the other (vLLM's continue_final_message), spliced into the same
+response, with the token budget and usage adding up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from tests.engine_gateway import EngineGateway, ready_payload
+
+pytestmark = pytest.mark.e2e
+
+STREAMS = 8
+MAX_TOKENS = 160
+
+
+def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGateway) -> None:
+    gateway = engines_gateway.gateway
+    client = openai.OpenAI(base_url=engines_gateway.base_url, api_key="unused", max_retries=0)
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    started = threading.Barrier(STREAMS + 1)
+
+    def one() -> None:
+        text, chunks, last, finish = "", 0, None, None
+        try:
+            stream = client.chat.completions.create(
+                model="llama-qwen-pair",
+                messages=[{"role": "user", "content": "Tell a long story."}],
+                max_tokens=MAX_TOKENS,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"ignore_eos": True},  # vLLM's: the stream runs to max_tokens
+            )
+            for chunk in stream:
+                last = chunk
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text += chunk.choices[0].delta.content
+                    chunks += 1
+                    if chunks == 5:
+                        started.wait(60)
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    finish = chunk.choices[0].finish_reason
+            assert last is not None and last.usage is not None
+            failover = getattr(last, "gateway_failover", None)
+            results.append({"finish": finish, "usage": last.usage, "failover": failover})
+        except BaseException as exc:  # every failure is reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(STREAMS)]
+    for thread in threads:
+        thread.start()
+    started.wait(120)  # every stream is under way
+    before = ready_payload(gateway)["engines"]["tiny-llama3"]
+    os.kill(before["pid"], signal.SIGKILL)
+    for thread in threads:
+        thread.join(300)
+    assert errors == []
+    assert len(results) == STREAMS
+    moved = [r for r in results if r["failover"]]
+    assert moved, "no stream was on the killed engine"
+    for result in results:
+        assert result["finish"] == "length"
+        # The budget held across the splice, and usage counts both engines' tokens.
+        assert result["usage"].completion_tokens == MAX_TOKENS
+    for result in moved:
+        assert result["failover"]["from"] == "engine/tiny-llama3"
+        assert result["failover"]["to"] == "engine/tiny-qwen2"
+        assert 5 <= result["failover"]["after_tokens"] < MAX_TOKENS
+    # Leave the session's engines as they were.
+    deadline = time.monotonic() + 300
+    while ready_payload(gateway)["engines"]["tiny-llama3"]["state"] != "ready":
+        assert time.monotonic() < deadline, gateway.log()[-3000:]
+        time.sleep(0.5)
