@@ -32,7 +32,8 @@ def routing_table(config: GatewayConfig) -> str:
     if config.engines:
         lines.append("engines:")
         for name, engine in config.engines.items():
-            lines.append(f"  {name}: model={engine.model} family={engine.family or '-'}")
+            replicas = f" replicas={engine.replicas}" if engine.replicas > 1 else ""
+            lines.append(f"  {name}: model={engine.model} family={engine.family or '-'}{replicas}")
     lines.append("models:")
     for name, model in config.models.items():
         lines.append(f"  {name} (strategy={model.strategy})")

@@ -129,6 +129,11 @@ class FakeUpstream(ServerProcess):
     def reset(self) -> None:
         http_json("POST", self.url + "/_reset", {})
 
+    def set_load(self, running: float = 0, waiting: float = 0, kv_cache_usage: float = 0) -> None:
+        """What its ``/metrics`` reports, as a vLLM server's would."""
+        load = {"running": running, "waiting": waiting, "kv_cache_usage": kv_cache_usage}
+        http_json("POST", self.url + "/_load", load)
+
     def faults(self, *faults: dict[str, Any], fail_ratio: float | None = None) -> None:
         payload: dict[str, Any] = {"faults": list(faults)}
         if fail_ratio is not None:

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from adapters.config import ConnectionDefaults, ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
 from gateway.config.cache import CacheConfig, ModelCache
+from gateway.config.fleet import EngineLoadConfig, PrefixConfig
 from gateway.config.guardrails import GuardrailConfig, ModelGuardrails
 from gateway.config.observability import AuditConfig, TracingConfig
 from gateway.config.state import StateConfig
@@ -65,11 +66,18 @@ class EngineConfig(Strict):
     chat_template: str | None = None
     enforce_eager: bool | None = None
     extra_args: list[str] = Field(default_factory=list)
-    port: int | None = Field(None, ge=1, le=65535, description="Fixed port; free one if unset")
-    devices: str | None = Field(None, description="CUDA_VISIBLE_DEVICES for this engine")
+    replicas: int = Field(1, ge=1, le=64, description="Identical vLLM servers, one process each")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Fixed port (replica i: port + i); free ones if unset"
+    )
+    devices: str | list[str] | None = Field(
+        None, description="CUDA_VISIBLE_DEVICES: one entry per replica (a string: one replica)"
+    )
     # vLLM's CPU backend reads VLLM_CPU_KVCACHE_SPACE as a whole number of GiB.
     cpu_kvcache_space_gib: int | None = Field(None, ge=1)
-    cpu_threads_bind: str | None = None
+    cpu_threads_bind: str | list[str] | None = Field(
+        None, description="VLLM_CPU_OMP_THREADS_BIND: one entry per replica, or one for all"
+    )
     env: dict[str, str] = Field(default_factory=dict)
     sha256: dict[str, str] = Field(default_factory=dict, description="weight file -> checksum")
     startup_timeout: float = Field(600.0, gt=0)
@@ -78,6 +86,24 @@ class EngineConfig(Strict):
         default_factory=dict, description="Default sampling that overrides the family preset"
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @model_validator(mode="after")
+    def _one_entry_per_replica(self) -> EngineConfig:
+        for name in ("devices", "cpu_threads_bind"):
+            value = getattr(self, name)
+            if isinstance(value, list) and len(value) != self.replicas:
+                raise ValueError(
+                    f"'{name}' has {len(value)} entries for {self.replicas} replica(s); "
+                    "give one per replica"
+                )
+        if isinstance(self.devices, str) and self.replicas > 1:
+            raise ValueError(
+                f"'devices' is one string for {self.replicas} replicas; give one entry per "
+                "replica, e.g. devices: ['0', '1']"
+            )
+        if self.port is not None and self.port + self.replicas - 1 > 65535:
+            raise ValueError(f"'port' + {self.replicas - 1} (the last replica's) is above 65535")
+        return self
 
     @property
     def name_for_clients(self) -> str:
@@ -112,7 +138,7 @@ class TargetConfig(Strict):
         return self
 
 
-Strategy = Literal["weighted", "round-robin", "least-busy", "latency", "session"]
+Strategy = Literal["weighted", "round-robin", "least-busy", "latency", "session", "prefix"]
 FallbackReason = Literal["error", "context_length", "content_filter"]
 
 
@@ -145,6 +171,9 @@ class RoutingConfig(ConnectionDefaults):
     health_check_interval: float = Field(10.0, ge=0, description="Seconds; 0 turns checks off")
     max_queue: int = Field(100, ge=0, description="Requests waiting for a busy target")
     queue_timeout: float = Field(5.0, ge=0)
+    # Fleet routing (gateway.config.fleet).
+    prefix: PrefixConfig = Field(default_factory=PrefixConfig)
+    engine_load: EngineLoadConfig = Field(default_factory=EngineLoadConfig)
 
 
 class ModelConfig(Strict):
@@ -157,6 +186,7 @@ class ModelConfig(Strict):
     max_model_len: int | None = Field(None, gt=0, description="Context window, if known")
     timeouts: Timeouts | None = None
     retries: RetryConfig | None = None
+    prefix: PrefixConfig | None = Field(None, description="Overrides routing.prefix, key by key")
     guardrails: ModelGuardrails | None = None  # names from the guardrails: section
     cache: ModelCache = False  # true: deterministic requests; always: every request
     stream_failover: bool | None = Field(

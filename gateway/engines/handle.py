@@ -1,5 +1,9 @@
-"""One supervised engine as the rest of the gateway sees it: its URL, state
-and what went wrong. The ``EngineManager`` owns and updates the handles."""
+"""One supervised engine replica as the rest of the gateway sees it: its URL,
+state and what went wrong. The ``EngineManager`` owns and updates the handles.
+
+An engine of ``replicas: N`` runs as N identical vLLM servers, each its own
+process, port, log and handle, named ``<engine>#0`` .. ``<engine>#N-1``; an
+engine of one replica keeps the engine's own name."""
 
 from __future__ import annotations
 
@@ -60,6 +64,11 @@ class EngineHandle:
     # Called each time the engine becomes ready (after a start or a restart),
     # one per routing target: a reload replaces a target's callback, never adds one.
     on_ready: dict[str, Callable[[], None]] = field(default_factory=dict, repr=False)
+    engine: str = ""  # the models.yaml entry this replica is of (default: ``name``)
+    replica: int = 0
+
+    def __post_init__(self) -> None:
+        self.engine = self.engine or self.name
 
     @property
     def base_url(self) -> str:
@@ -80,6 +89,8 @@ class EngineHandle:
         """What /ready shows about the engine: no log contents (they may hold
         secrets) and no file paths (they tell an outsider about the host)."""
         return {
+            "engine": self.engine,
+            "replica": self.replica,
             "state": self.state.value,
             "phase": self.phase,
             "family": self.config.family,
@@ -90,6 +101,13 @@ class EngineHandle:
             "load_seconds": self.load_seconds,
             "error": self.error,
         }
+
+
+def replica_names(engine: str, config: EngineConfig) -> list[str]:
+    """The names of an engine's replicas: the engine's own when it has one."""
+    if config.replicas == 1:
+        return [engine]
+    return [f"{engine}#{index}" for index in range(config.replicas)]
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -162,8 +162,10 @@ def _field_uses(engine: EngineConfig) -> list[FlagUse]:
     return uses
 
 
-def build_command(engine: EngineConfig, *, port: int, python: str) -> EngineCommand:
-    """The vLLM server command line and environment for one engine entry."""
+def build_command(
+    engine: EngineConfig, *, port: int, python: str, replica: int = 0
+) -> EngineCommand:
+    """The vLLM server command line and environment for one replica of an engine entry."""
     own = _field_uses(engine)
     extra = extra_flag_uses(engine.extra_args)
     overridden = {_flag_name(use.flag) for use in [*own, *extra]}
@@ -182,7 +184,8 @@ def build_command(engine: EngineConfig, *, port: int, python: str) -> EngineComm
         if use.value is not None:
             argv.append(use.value)
     argv += engine.extra_args
-    return EngineCommand(argv=argv, env=engine_env(engine), flags=[*preset_uses, *own, *extra])
+    env = engine_env(engine, replica=replica)
+    return EngineCommand(argv=argv, env=env, flags=[*preset_uses, *own, *extra])
 
 
 # The gateway's own settings that must not leak into an engine: vLLM's metrics
@@ -190,14 +193,18 @@ def build_command(engine: EngineConfig, *, port: int, python: str) -> EngineComm
 GATEWAY_ONLY_ENV = ("PROMETHEUS_MULTIPROC_DIR",)
 
 
-def engine_env(engine: EngineConfig, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The engine's environment: the gateway's (less its own settings), device
-    and CPU settings, then ``env``."""
+def engine_env(
+    engine: EngineConfig, base: Mapping[str, str] | None = None, replica: int = 0
+) -> dict[str, str]:
+    """One replica's environment: the gateway's (less its own settings), its
+    device and CPU settings, then ``env``."""
     env = dict(os.environ if base is None else base)
     for name in GATEWAY_ONLY_ENV:
         env.pop(name, None)
     for field_name, variable in FIELD_ENV.items():
         value = getattr(engine, field_name)
+        if isinstance(value, list):
+            value = value[replica]
         if value is not None:
             env[variable] = str(value)
     env.update(engine.env)

@@ -1,12 +1,14 @@
 """Configs derived from models.yaml, so that what runs elsewhere is what runs here.
 
-``engines_as_providers`` turns each local engine into an OpenAI-compatible
-provider at a given URL: used when engines run apart from the process that
-routes to them (``serve --workers N``: the parent supervises the engines and
-the workers reach them over loopback; compose and Kubernetes: each engine is
-its own service). ``engines_as_providers_data`` does the same on the raw
+``engines_as_providers`` turns each local engine replica into an
+OpenAI-compatible provider at a given URL, and an ``{engine: name}`` target
+into one provider target per replica: used when engines run apart from the
+process that routes to them (``serve --workers N``: the parent supervises
+the engines and the workers reach them over loopback).
+``engines_as_providers_data`` turns each engine into one provider on the raw
 YAML data, before ``${ENV}`` interpolation, so that a rendered config keeps
-its secrets as references (``vllm-gateway render``)."""
+its secrets as references (``vllm-gateway render``: each engine is one
+service, whose replicas its load balancer spreads requests over)."""
 
 from __future__ import annotations
 
@@ -16,20 +18,24 @@ from typing import Any
 from adapters.config import OpenAIProviderConfig
 from adapters.errors import ConfigError
 from gateway.config.schema import EngineConfig, GatewayConfig, ModelConfig, TargetConfig
+from gateway.engines.handle import replica_names
 from gateway.engines.presets import default_sampling
 
 
 def engines_as_providers(config: GatewayConfig, base_urls: Mapping[str, str]) -> GatewayConfig:
-    _refuse_clashes(config.engines, config.providers)
+    """``base_urls``: by replica name (``gateway.engines.handle.replica_names``)."""
+    replicas = {name: replica_names(name, engine) for name, engine in config.engines.items()}
+    _refuse_clashes({r: None for names in replicas.values() for r in names}, config.providers)
     providers = dict(config.providers)
     for name, engine in config.engines.items():
-        providers[name] = OpenAIProviderConfig(
-            kind="openai",
-            base_url=base_urls[name],
-            timeouts=engine.timeouts,
-            rename_reasoning=True,  # as the local engine adapter does
-            continuation=True,
-        )
+        for replica in replicas[name]:
+            providers[replica] = OpenAIProviderConfig(
+                kind="openai",
+                base_url=base_urls[replica],
+                timeouts=engine.timeouts,
+                rename_reasoning=True,  # as the local engine adapter does
+                continuation=True,
+            )
     models = {name: _rewrite_model(config, model) for name, model in config.models.items()}
     return config.model_copy(update={"providers": providers, "engines": {}, "models": models})
 
@@ -98,8 +104,9 @@ def _rewrite_model(config: GatewayConfig, model: ModelConfig) -> ModelConfig:
         engine = config.engines[target.engine]
         if engine.max_model_len is not None:
             windows.append(engine.max_model_len)
-        update = engine_target_update(target.engine, engine, target.sampling)
-        targets.append(target.model_copy(update=update))
+        for replica in replica_names(target.engine, engine):
+            update = engine_target_update(replica, engine, target.sampling)
+            targets.append(target.model_copy(update=update))
     window = model.max_model_len or (min(windows) if windows else None)
     return model.model_copy(update={"targets": targets, "max_model_len": window})
 

@@ -1,8 +1,10 @@
 """Launching and watching the local vLLM engines of models.yaml.
 
-``EngineManager`` is built in the app's lifespan. Ports are allocated up
-front, so every engine's URL is known before it launches; ``start()`` returns
-at once and each engine starts in a background task, so the gateway answers
+``EngineManager`` is built in the app's lifespan, with one handle per engine
+replica (``gateway.engines.handle``): every replica below is supervised on
+its own, as an engine of one replica is. Ports are allocated up front, so
+every replica's URL is known before it launches; ``start()`` returns at once
+and each replica starts in a background task, so the gateway answers
 /health while engines load. Each engine runs under ``gateway.engines.reaper``
 in a process group of its own, which dies with the gateway even on SIGKILL.
 
@@ -34,7 +36,7 @@ from adapters.transport.settings import TransportSettings
 from gateway.config.schema import EngineConfig
 from gateway.engines.checksums import verify_checksums
 from gateway.engines.flags import VllmFlags, default_cache_dir, load_flags
-from gateway.engines.handle import EngineHandle, EngineState, allocate_port
+from gateway.engines.handle import EngineHandle, EngineState, allocate_port, replica_names
 from gateway.engines.logfile import (
     LogFollower,
     last_error,
@@ -84,14 +86,20 @@ class EngineManager:
         if given is None:
             given = tempfile.mkdtemp(prefix="vllm-gateway-engines-") if engines else "."
         self.log_dir = Path(given)
-        taken: set[int] = {e.port for e in engines.values() if e.port}
+        taken: set[int] = {
+            e.port + index for e in engines.values() if e.port for index in range(e.replicas)
+        }
         self.handles: dict[str, EngineHandle] = {}
-        for name, config in engines.items():
-            port = config.port or allocate_port(taken)
-            taken.add(port)
-            self.handles[name] = EngineHandle(name, config, port, self.log_dir / f"{name}.log")
+        for engine, config in engines.items():
+            for index, name in enumerate(replica_names(engine, config)):
+                port = config.port + index if config.port else allocate_port(taken)
+                taken.add(port)
+                log_path = self.log_dir / f"{name}.log"
+                handle = EngineHandle(name, config, port, log_path, engine=engine, replica=index)
+                self.handles[name] = handle
         self._tasks: list[asyncio.Task[None]] = []
         self._flags: asyncio.Future[VllmFlags] | None = None
+        self._verified: dict[str, asyncio.Future[None]] = {}
         self._probe = open_transport(TransportSettings(what="engine", trust_env=False))
         self._settled = asyncio.Event()
 
@@ -104,6 +112,7 @@ class EngineManager:
             self.log.info(
                 "engine.configured",
                 engine=handle.name,
+                replica=handle.replica,
                 model=handle.config.model,
                 family=handle.config.family,
                 url=handle.base_url,
@@ -183,7 +192,9 @@ class EngineManager:
             await asyncio.sleep(delay)
 
     async def _preflight(self, handle: EngineHandle) -> EngineCommand:
-        command = build_command(handle.config, port=handle.port, python=self.python)
+        command = build_command(
+            handle.config, port=handle.port, python=self.python, replica=handle.replica
+        )
         flags = await self._vllm_flags()
         problems = flags.problems(handle.name, command.flags)
         if problems:
@@ -191,7 +202,13 @@ class EngineManager:
         config = handle.config
         if config.sha256:
             handle.phase = "verifying checksums"
-            await asyncio.to_thread(verify_checksums, handle.name, config.model, config.sha256)
+            # Once per engine, however many replicas load its weights.
+            verified = self._verified.get(handle.engine)
+            if verified is None:
+                verified = self._verified[handle.engine] = asyncio.ensure_future(
+                    asyncio.to_thread(verify_checksums, handle.engine, config.model, config.sha256)
+                )
+            await asyncio.shield(verified)
         return command
 
     async def _vllm_flags(self) -> VllmFlags:

@@ -115,13 +115,16 @@ def _engine(engine: EngineService) -> dict[str, Any]:
         },
         "restart": "unless-stopped",
     }
+    deploy: dict[str, Any] = {"replicas": engine.replicas} if engine.replicas > 1 else {}
     if not engine.on_cpu:
         device: dict[str, Any] = {"driver": "nvidia", "capabilities": ["gpu"]}
         if engine.device_ids is not None:
             device["device_ids"] = engine.device_ids
         else:
             device["count"] = engine.gpus
-        service["deploy"] = {"resources": {"reservations": {"devices": [device]}}}
+        deploy["resources"] = {"reservations": {"devices": [device]}}
+    if deploy:
+        service["deploy"] = deploy
     return service
 
 

@@ -281,8 +281,9 @@ def _engine(engine: EngineService) -> list[dict[str, Any]]:
         "kind": "Deployment",
         "metadata": annotated(metadata("engine", name, engine=engine.engine), ENGINE_SKIPS),
         "spec": {
-            "replicas": 1,
-            # One pod holds the model cache volume (ReadWriteOnce) and the GPUs at a time.
+            "replicas": engine.replicas,
+            # The pods hold the model cache volume (ReadWriteOnce) and the GPUs: a
+            # rollout replaces them rather than starting new ones beside them.
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels("engine", engine=engine.engine)},
             "template": pod,

@@ -60,8 +60,9 @@ class EngineService:
     args: list[str]  # after the program: --model M --host 0.0.0.0 --port 8000 <flags>
     env: dict[str, str]
     secret_env: list[SecretEnv]
-    gpus: int
-    device_ids: list[str] | None  # the `devices:` GPUs, when given
+    gpus: int  # per replica
+    device_ids: list[str] | None  # the `devices:` GPUs, when given (one replica only)
+    replicas: int = 1  # pods (Kubernetes) or containers (compose) behind the one service
 
     @property
     def on_cpu(self) -> bool:
@@ -175,7 +176,9 @@ def _engine_service(name: str, engine: EngineConfig, raw: Mapping[str, Any]) -> 
                 [f"engines.{name}.env.{key}: to render, give a literal value or one whole ${{VAR}}"]
             )
         secrets[key] = SecretEnv(key, match.group(1))
-    devices = engine.devices.split(",") if engine.devices else None
+    # One service runs its replicas alike: the first one's devices say how many GPUs each takes.
+    first = engine.devices[0] if isinstance(engine.devices, list) else engine.devices
+    devices = [d.strip() for d in first.split(",")] if first else None
     parallel = (engine.tensor_parallel_size or 1) * (engine.pipeline_parallel_size or 1)
     return EngineService(
         engine=name,
@@ -185,7 +188,8 @@ def _engine_service(name: str, engine: EngineConfig, raw: Mapping[str, Any]) -> 
         env=dict(sorted(env.items())),
         secret_env=[secrets[key] for key in sorted(secrets)],
         gpus=len(devices) if devices else parallel,
-        device_ids=[d.strip() for d in devices] if devices else None,
+        device_ids=devices if engine.replicas == 1 else None,
+        replicas=engine.replicas,
     )
 
 
@@ -219,8 +223,16 @@ def _refuse_duplicate_services(engines: list[EngineService], path: Path) -> None
 
 
 def _file_warnings(config: GatewayConfig) -> Iterator[str]:
-    """Files the config names that the rendered services do not carry."""
+    """Files the config names that the rendered services do not carry, and
+    what replicas of one service cannot keep."""
     for name, engine in config.engines.items():
+        if engine.replicas > 1:
+            yield (
+                f"engines.{name}: its {engine.replicas} replicas are one service, which spreads "
+                "requests over them; the gateway sees one target (no prefix or load routing "
+                "between the replicas), each replica takes any free GPUs rather than "
+                "`devices`, and they share one model-cache volume"
+            )
         if is_local_path(engine.model):
             yield (
                 f"engines.{name}.model is a local path ({engine.model}): mount it into the "

@@ -1,17 +1,19 @@
 """The router of a config: each public model's targets (provider models and
-local engines) with their merged timeouts and shared health, built at startup
-and again on every reload."""
+local engines, one target per engine replica) with their merged timeouts and
+shared health, built at startup and again on every reload."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 from adapters.base import Adapter
 from adapters.config import Timeouts
 from gateway.config.schema import GatewayConfig, ModelConfig, TargetConfig
 from gateway.routing.health import TargetHealth
+from gateway.routing.load import BackendLoad
 from gateway.routing.model import PublicModel, make_model
 from gateway.routing.router import Observer, Router
 from gateway.routing.target import Target
@@ -21,13 +23,20 @@ from gateway.tokens import TokenCounter
 class EngineTargets(Protocol):
     """Where ``{engine: name}`` targets come from (``gateway.engines.runtime``)."""
 
-    def target(
+    def targets(
         self,
         spec: TargetConfig,
         model: ModelConfig,
-        health: TargetHealth,
+        health_of: Callable[[str], TargetHealth],
         merge: Callable[..., Timeouts],
-    ) -> Target: ...
+    ) -> list[Target]:
+        """One target per replica of the engine; ``health_of(name)`` gives each its health."""
+        ...
+
+    def load_for(self, target_name: str) -> BackendLoad | None:
+        """The load report of an engine replica reached as a provider target
+        (``serve --workers N``), if ``target_name`` is one."""
+        ...
 
 
 def provider_target_name(spec: TargetConfig) -> str:
@@ -89,10 +98,8 @@ def build_router(
         targets = []
         for spec in model.targets:
             if spec.engine is not None and engines is not None:
-                health_name = f"engine/{spec.engine}"
-                targets.append(
-                    engines.target(spec, model, health_of(health_name, spec), merged_timeouts)
-                )
+                health_of_replica = partial(health_of, spec=spec)
+                targets.extend(engines.targets(spec, model, health_of_replica, merged_timeouts))
                 continue
             assert spec.provider is not None and spec.model is not None
             provider = config.providers[spec.provider]
@@ -107,7 +114,8 @@ def build_router(
                     tier=spec.tier,
                     timeouts=merged_timeouts(provider.timeouts, model.timeouts, spec.timeouts),
                     defaults=spec.sampling,
+                    load=engines.load_for(target_name) if engines is not None else None,
                 )
             )
-        models[name] = make_model(name, targets, model, routing.retries, created, rng)
+        models[name] = make_model(name, targets, model, routing.retries, created, rng, routing)
     return Router(models, count_prompt=tokens.count_request, observer=observer, rng=rng)

@@ -1,18 +1,19 @@
-"""A public model as the router holds it (its targets, config, retry policy
-and balancer), and one client request to it (``Call``)."""
+"""A public model as the router holds it (its targets, config, retry policy,
+balancer and engine load limits), and one client request to it (``Call``,
+from ``gateway.routing.call``, which the balancers see too)."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
-from adapters.base import Body
-from gateway.config.schema import ModelConfig, RetryConfig
-from gateway.routing.balancing import BALANCERS, Balancer
+from gateway.config.fleet import EngineLoadConfig, merged_prefix
+from gateway.config.schema import ModelConfig, RetryConfig, RoutingConfig
+from gateway.routing.balancing import BALANCERS, Balancer, Balancing
+from gateway.routing.call import Call, Operation
 from gateway.routing.target import Target
 
-Operation = Literal["chat", "completions", "embeddings"]
+__all__ = ["Call", "Operation", "PublicModel", "make_model"]
 
 
 @dataclass(slots=True, eq=False)
@@ -23,6 +24,8 @@ class PublicModel:
     retries: RetryConfig
     balancer: Balancer
     created: int = 0
+    # When an engine replica counts as full (its own report of waiting requests, KV cache).
+    load_limits: EngineLoadConfig = field(default_factory=EngineLoadConfig)
 
     @property
     def stream_failover(self) -> bool:
@@ -39,18 +42,6 @@ class PublicModel:
         return min(windows) if windows else None
 
 
-@dataclass(slots=True)
-class Call:
-    """One client request as the router needs it."""
-
-    operation: Operation
-    body: Body
-    session_key: str | None = None
-    # Counted on demand (context-window checks), then kept for others (limits, usage).
-    prompt_tokens: int | None = None
-    fallbacks_taken: int = 0
-
-
 def make_model(
     name: str,
     targets: list[Target],
@@ -58,6 +49,18 @@ def make_model(
     retries: RetryConfig,
     created: int,
     rng: random.Random,
+    routing: RoutingConfig | None = None,
 ) -> PublicModel:
-    balancer = BALANCERS[config.strategy](targets, rng)
-    return PublicModel(name, targets, config, config.retries or retries, balancer, created)
+    """``retries`` and ``routing``: the defaults of ``routing:`` (prefix knobs, engine load)."""
+    routing = routing or RoutingConfig()
+    settings = Balancing(rng, merged_prefix(routing.prefix, config.prefix))
+    balancer = BALANCERS[config.strategy](targets, settings)
+    return PublicModel(
+        name,
+        targets,
+        config,
+        config.retries or retries,
+        balancer,
+        created,
+        load_limits=routing.engine_load,
+    )

@@ -155,6 +155,7 @@ class Router:
                 )
                 if body is None:
                     continue
+                model.balancer.sent(target, call)
                 try:
                     opened = await self._open_on(target, call.operation, body, None)
                 except GatewayError:
@@ -297,6 +298,7 @@ class Router:
         choices = fresh or ordered
         target = next((t for t in choices if t.health.has_capacity()), choices[0])
         tried.append(target)
+        model.balancer.sent(target, call)
         return target
 
     def _candidates(self, model: PublicModel, call: Call) -> list[Target]:
@@ -309,8 +311,21 @@ class Router:
             by_tier.setdefault(target.tier, []).append(target)
         ordered: list[Target] = []
         for tier in sorted(by_tier):
-            ordered.extend(model.balancer.order(by_tier[tier], call.session_key))
+            ordered.extend(self._tier_order(model, by_tier[tier], call, now))
         return ordered
+
+    @staticmethod
+    def _tier_order(
+        model: PublicModel, targets: list[Target], call: Call, now: float
+    ) -> list[Target]:
+        """The balancer's order, except that an engine replica reporting a full
+        queue goes after every one with room."""
+        limits = model.load_limits
+        full = [t for t in targets if t.load is not None and t.load.full(limits, now)]
+        if not full or len(full) == len(targets):
+            return model.balancer.order(targets, call)
+        roomy = [t for t in targets if t not in full]
+        return [*model.balancer.order(roomy, call), *model.balancer.order(full, call)]
 
     def _pause(
         self, model: PublicModel, tried: list[Target], error: GatewayError, retry_number: int

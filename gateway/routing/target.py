@@ -10,6 +10,7 @@ from typing import Any
 from adapters.base import Adapter, Body
 from adapters.config import Timeouts
 from gateway.routing.health import TargetHealth
+from gateway.routing.load import BackendLoad
 
 
 @dataclass(slots=True, eq=False)
@@ -28,6 +29,8 @@ class Target:
     # False while the target is known to be down (e.g. its engine is restarting).
     available: Callable[[], bool] = field(default=lambda: True)
     context_window: int | None = None
+    # A local engine replica's own report of its load (None: not an engine).
+    load: BackendLoad | None = None
 
     def prepare(self, body: Body) -> Body:
         """The body to send: the client's own object with the upstream model name."""

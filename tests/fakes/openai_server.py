@@ -20,6 +20,10 @@ Behaviour:
   it would give after the unfinished assistant message that ends the request.
 - ``--otlp-endpoint URL``: a request carrying ``traceparent`` gets a span of
   its own, exported there as a child of the caller's (as a traced vLLM does).
+- ``GET /metrics`` answers vLLM's load gauges (``vllm:num_requests_running``,
+  ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``) in Prometheus
+  text, as a vLLM server does; ``POST /_load`` sets them
+  (``{"running": 3, "waiting": 9, "kv_cache_usage": 0.5}``).
 - ``--api-key K``: /v1/ calls without ``Authorization: Bearer K`` get OpenAI's 401.
 - The last user message may also carry directives for one request:
   ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
@@ -359,6 +363,26 @@ async def control(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    load = request.app[STATE]["load"]
+    labels = '{engine="0",model_name="m1"}'
+    lines = [
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+        "# TYPE vllm:num_requests_running gauge",
+        f"vllm:num_requests_running{labels} {float(load.get('running', 0))}",
+        "# TYPE vllm:num_requests_waiting gauge",
+        f"vllm:num_requests_waiting{labels} {float(load.get('waiting', 0))}",
+        "# TYPE vllm:kv_cache_usage_perc gauge",
+        f"vllm:kv_cache_usage_perc{labels} {float(load.get('kv_cache_usage', 0))}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def set_load(request: web.Request) -> web.Response:
+    request.app[STATE]["load"] = await request.json()
+    return web.json_response({"ok": True})
+
+
 def require_key(api_key: str) -> Any:
     """A middleware answering 401, as OpenAI does, to /v1/ calls without ``api_key``."""
 
@@ -419,6 +443,7 @@ def make_app(
         "faults": [],
         "fail_ratio": 0.0,
         "rng": random.Random(seed),
+        "load": {},
     }
     app.router.add_post("/v1/chat/completions", generate)
     app.router.add_post("/v1/completions", generate)
@@ -428,6 +453,8 @@ def make_app(
     app.router.add_get("/_events", control)
     app.router.add_post("/_reset", control)
     app.router.add_post("/_faults", control)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/_load", set_load)
     return app
 
 

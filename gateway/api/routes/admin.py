@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -80,10 +81,16 @@ async def list_targets(request: web.Request) -> web.Response:
     only an admin key may read them."""
     require_admin(request, unless_open=True)
     targets = request.app[STATE].router.targets()
+    now = time.monotonic()
     payload = {
         "object": "list",
         "data": [
-            {"id": name, "available": target.available(), **target.health.snapshot()}
+            {
+                "id": name,
+                "available": target.available(),
+                **target.health.snapshot(),
+                "engine_load": None if target.load is None else target.load.snapshot(now),
+            }
             for name, target in targets.items()
         ],
     }

@@ -6,6 +6,7 @@ import pytest
 
 from adapters.errors import ConfigError
 from gateway.cli import main as cli_main
+from gateway.config.fleet import merged_prefix
 from gateway.config.loader import parse_config
 from gateway.engines.runtime import LocalEngines, render_table
 from gateway.observability.logs import make_logger
@@ -117,3 +118,95 @@ def test_the_startup_table_lines_up_its_columns() -> None:
     assert lines[0] == "MODEL        STATE"
     assert lines[1] == "tiny-llama3  ready"
     assert lines[2] == "q            failed"
+
+
+REPLICAS_YAML = """\
+engines:
+  llama3-local:
+    model: meta-llama/Llama-3.2-1B-Instruct
+    family: llama3
+    replicas: 2
+    devices: ["0", "1"]          # one entry per replica
+models:
+  llama3:
+    strategy: prefix
+    targets:
+      - {engine: llama3-local, max_concurrency: 16}
+"""
+
+
+async def test_an_engine_of_two_replicas_is_two_targets_with_their_own_devices() -> None:
+    config = parse_config(REPLICAS_YAML, env={})
+    engines = LocalEngines(config, make_logger())
+    try:
+        assert list(engines.adapters) == ["llama3-local#0", "llama3-local#1"]
+        first, second = (engines.adapters[n].handle for n in engines.adapters)
+        assert (first.engine, first.replica, second.replica) == ("llama3-local", 0, 1)
+        assert first.port != second.port
+        assert first.log_path.name == "llama3-local#0.log"
+        router = build_router(config, {}, 0, TokenCounter(), engines)
+        targets = router.models["llama3"].targets
+        assert [t.name for t in targets] == ["engine/llama3-local#0", "engine/llama3-local#1"]
+        # Health, admission limit and load are each replica's own.
+        assert targets[0].health is not targets[1].health
+        assert [t.health.max_concurrency for t in targets] == [16, 16]
+        assert targets[0].load is not None and targets[0].load is not targets[1].load
+        assert [t.adapter.handle.base_url for t in targets] == [  # type: ignore[attr-defined]
+            first.base_url,
+            second.base_url,
+        ]
+        rows = engines.rows()
+        assert [(row[1], row[4]) for row in rows] == [
+            ("llama3-local#0", first.base_url),
+            ("llama3-local#1", second.base_url),
+        ]
+        ready = engines.snapshot()
+        assert ready["llama3-local#1"]["engine"] == "llama3-local"
+        assert ready["llama3-local#1"]["replica"] == 1
+        assert ready["llama3-local#1"]["load"] is None  # not read yet
+    finally:
+        await engines.aclose()
+
+
+async def test_replicas_of_a_fixed_port_take_the_ports_after_it() -> None:
+    text = REPLICAS_YAML.replace("replicas: 2", "replicas: 3\n    port: 23456").replace(
+        'devices: ["0", "1"]', 'devices: ["0", "1", "2"]'
+    )
+    engines = LocalEngines(parse_config(text, env={}), make_logger())
+    try:
+        assert [a.handle.port for a in engines.adapters.values()] == [23456, 23457, 23458]
+    finally:
+        await engines.aclose()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('devices: ["0", "1"]', 'devices: ["0"]'), "'devices' has 1 entries for 2 replica(s)"),
+        (('devices: ["0", "1"]', 'devices: "0,1"'), "'devices' is one string for 2 replicas"),
+        (("replicas: 2", "replicas: 0"), "engines.llama3-local.replicas"),
+        (
+            ('devices: ["0", "1"]', "cpu_threads_bind: [0-3, 4-7, 8-11]"),
+            "'cpu_threads_bind' has 3 entries for 2 replica(s)",
+        ),
+        (("replicas: 2", "replicas: 2\n    port: 65535"), "above 65535"),
+        (("strategy: prefix", "strategy: prefixes"), "models.llama3.strategy"),
+    ],
+)
+def test_replica_settings_are_checked(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(REPLICAS_YAML.replace(*change), env={})
+    assert message in str(info.value)
+
+
+def test_prefix_knobs_default_from_routing_and_a_model_overrides_them_key_by_key() -> None:
+    text = REPLICAS_YAML + (
+        "    prefix: {load_margin: 2}\n"
+        "routing:\n"
+        "  prefix: {block_bytes: 128, max_blocks: 5000}\n"
+        "  engine_load: {max_waiting: 4}\n"
+    )
+    config = parse_config(text, env={})
+    merged = merged_prefix(config.routing.prefix, config.models["llama3"].prefix)
+    assert (merged.block_bytes, merged.max_blocks, merged.load_margin) == (128, 5000, 2)
+    assert config.routing.engine_load.max_waiting == 4

@@ -157,3 +157,16 @@ def test_the_gateways_own_metrics_directory_stays_out_of_an_engines_environment(
     env = engine_env(engine, base)
     assert "PROMETHEUS_MULTIPROC_DIR" not in env
     assert env["PATH"] == "/usr/bin" and env["HF_HOME"] == "/models"
+
+
+def test_each_replica_gets_its_own_devices_and_binding() -> None:
+    engine = EngineConfig(
+        model="m", replicas=2, devices=["0", "1,2"], cpu_threads_bind="nobind", port=9000
+    )
+    first, second = (build_command(engine, port=9000 + i, python="p", replica=i) for i in range(2))
+    assert first.env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert second.env["CUDA_VISIBLE_DEVICES"] == "1,2"
+    assert first.env["VLLM_CPU_OMP_THREADS_BIND"] == second.env["VLLM_CPU_OMP_THREADS_BIND"]
+    assert second.argv[second.argv.index("--port") + 1] == "9001"
+    bound = EngineConfig(model="m", replicas=2, cpu_threads_bind=["0", "1"])
+    assert engine_env(bound, base={}, replica=1)["VLLM_CPU_OMP_THREADS_BIND"] == "1"

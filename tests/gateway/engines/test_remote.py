@@ -42,3 +42,17 @@ def test_an_engine_and_a_provider_of_one_name_are_refused() -> None:
     clash = CONFIG.replace("remote:", "r1:", 1).replace("provider: remote", "provider: r1")
     with pytest.raises(ConfigError, match="r1"):
         engines_as_providers(parse_config(clash, env={}), {"r1": "http://x/v1"})
+
+
+def test_each_replica_becomes_a_provider_and_a_target_of_its_own() -> None:
+    text = CONFIG.replace("served_name: r1-distill}", "served_name: r1-distill, replicas: 2}")
+    urls = {"r1#0": "http://127.0.0.1:8101/v1", "r1#1": "http://127.0.0.1:8102/v1"}
+    config = engines_as_providers(parse_config(text, env={}), urls)
+    assert config.providers["r1#1"].base_url == "http://127.0.0.1:8102/v1"
+    first, second, remote = config.models["think"].targets
+    assert [(t.provider, t.name, t.weight) for t in (first, second)] == [
+        ("r1#0", "engine/r1#0", 3),
+        ("r1#1", "engine/r1#1", 3),
+    ]
+    assert first.model == second.model == "r1-distill"
+    assert remote.provider == "remote"

@@ -217,3 +217,22 @@ def test_command_line(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "unknown engine 'nope'" in refused.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_engine_of_several_replicas_is_one_service_run_that_many_times(tmp_path: Path) -> None:
+    config = {
+        "engines": {"llama": {"model": "org/llama", "replicas": 3, "devices": ["0", "1", "2"]}},
+        "models": {"llama": {"targets": [{"engine": "llama"}]}},
+    }
+    compose = yaml.safe_load(rendered(tmp_path, "compose", config)["compose.yaml"])
+    deploy = compose["services"]["engine-llama"]["deploy"]
+    assert deploy["replicas"] == 3
+    # One GPU each, whichever is free: one service cannot pin a device per replica.
+    assert deploy["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "capabilities": ["gpu"], "count": 1}
+    ]
+    k8s = rendered(tmp_path, "k8s", config)
+    engine = by_kind(documents(k8s["base/engine-llama.yaml"]), "Deployment")
+    assert engine["spec"]["replicas"] == 3
+    _, warnings = render("compose", write(tmp_path, config), tmp_path / "again")
+    assert any("engines.llama: its 3 replicas are one service" in w for w in warnings)

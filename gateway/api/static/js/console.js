@@ -55,6 +55,13 @@ function loading(engine) {
   return step ? { text: engine.phase, progress: [step, PHASES.length + 1] } : engine.phase;
 }
 
+function engineLoad(engine) {
+  const load = engine.load;
+  if (!load) return undefined;
+  const cache = `KV cache ${Math.round(100 * load.kv_cache_usage)}%`;
+  return { text: `${load.running} running · ${load.waiting} waiting`, sub: cache };
+}
+
 const tables = {
   engines: new LiveTable($("engines"), {
     caption: "Local vLLM engines: state, loading, restarts (from /ready)",
@@ -65,6 +72,8 @@ const tables = {
       { title: "Loading", field: "phase", value: loading },
       { title: "Restarts", field: "restarts", value: (e) => e.restarts, numeric: true },
       { title: "PID", field: "pid", value: (e) => e.pid, numeric: true },
+      // The engine's own last report on its /metrics (none while it is down or silent).
+      { title: "Load", field: "load", value: engineLoad },
       { title: "Error", field: "error", value: (e) => e.error },
     ],
   }),
