@@ -6,7 +6,8 @@ in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
 
     GatewayError                       500 server_error
     ├── InvalidRequestError            400 invalid_request_error
-    │   └── ContextLengthError         400 invalid_request_error (code context_length_exceeded)
+    │   ├── ContextLengthError         400 invalid_request_error (code context_length_exceeded)
+    │   └── ContentPolicyError         400 invalid_request_error (code content_policy_violation)
     ├── AuthenticationError            401 authentication_error
     ├── PermissionDeniedError          403 permission_error
     ├── NotFoundError                  404 invalid_request_error
@@ -75,6 +76,13 @@ class InvalidRequestError(GatewayError):
 
 class ContextLengthError(InvalidRequestError):
     default_code = "context_length_exceeded"
+
+
+class ContentPolicyError(InvalidRequestError):
+    """A guardrail refused the request or the answer. The message names the
+    guardrail, never the text that matched."""
+
+    default_code = "content_policy_violation"
 
 
 class AuthenticationError(GatewayError):

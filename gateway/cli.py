@@ -45,6 +45,13 @@ def routing_table(config: GatewayConfig) -> str:
             lines.append(f"    -> {where} weight={target.weight:g} tier={target.tier}")
         if model.fallbacks:
             lines.append(f"    fallbacks: {', '.join(model.fallbacks)}")
+        if model.guardrails:
+            lines.append(
+                f"    guardrails: input={','.join(model.guardrails.input) or '-'}"
+                f" output={','.join(model.guardrails.output) or '-'}"
+            )
+        if model.cache:
+            lines.append(f"    cache: {'always' if model.cache == 'always' else 'deterministic'}")
     lines.extend(describe_access(config.auth, redis=config.redis_url is not None))
     return "\n".join(lines)
 
@@ -64,7 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo:
         from gateway.engines import demo
 
-        config = demo.demo_config(demo.ensure_checkpoints(demo.tiny_models_dir()))
+        checkpoints = demo.ensure_checkpoints(demo.tiny_models_dir())
+        config = demo.demo_config(checkpoints, embedding=demo.minilm_path())
         config_path = None
     else:
         config = _load_or_exit(args.config)

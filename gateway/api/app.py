@@ -18,9 +18,11 @@ from gateway.access.control import AccessControl
 from gateway.api.middleware import authenticate, make_middleware
 from gateway.api.routes import add_routes
 from gateway.api.state import STATE, AppState
+from gateway.cache.service import ResponseCache
 from gateway.config.loader import config_warnings
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
+from gateway.guardrails.service import Guardrails
 from gateway.observability.logs import AccessLog, make_logger
 from gateway.observability.telemetry import Telemetry
 from gateway.responses.build import build_responses
@@ -88,6 +90,12 @@ def create_app(
             telemetry = Telemetry(config, log)
             build = _router_builder(adapters, created, tokens, engines, telemetry)
             routing = LiveRouting(config, adapters, build, rewrite=reload_rewrite)
+
+            def current_router() -> Router:  # the judge and the embedder follow reloads
+                return app[STATE].router
+
+            guardrails = Guardrails(config, current_router)
+            cache = ResponseCache(config, current_router, log)
             responses = build_responses(config, tokens, log)
             app[STATE] = AppState(
                 config=config,
@@ -102,6 +110,8 @@ def create_app(
                 adapters=adapters,
                 engines=engines,
                 started=time.perf_counter(),
+                guardrails=guardrails,
+                cache=cache,
             )
             # Engines load in the background: /health answers meanwhile.
             engines.start()
@@ -117,7 +127,7 @@ def create_app(
 
             routing.start(publish)
             # A reload swaps the access rules and the routing table together.
-            access.reload_steps.append(routing.prepare)
+            access.reload_steps += [routing.prepare, guardrails.prepare, cache.prepare]
             await access.start()
             try:
                 yield
@@ -128,6 +138,7 @@ def create_app(
                 await asyncio.gather(*(a.aclose() for a in adapters.values()))
                 await engines.aclose()
                 await telemetry.aclose()
+                await cache.aclose()
                 await responses.aclose()
 
     app.cleanup_ctx.append(lifespan)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -26,6 +27,16 @@ SSE_HEADERS = {
     # Tell reverse proxies (nginx) not to buffer the stream.
     "X-Accel-Buffering": "no",
 }
+
+
+class ChunkFilter(Protocol):
+    """A step between the upstream's chunks and the client (guardrails, cache
+    recording): rewrites each batch (may raise GatewayError to end the stream),
+    and at the end returns the chunks it still held."""
+
+    def batch(self, batch: Batch) -> Batch: ...
+
+    def close(self) -> Batch: ...
 
 
 def sse(payload: Body) -> bytes:
@@ -73,9 +84,12 @@ class StreamRelay:
         record: AccessRecord,
         tokens: TokenCounter,
         drain: Drain,
+        filters: Sequence[ChunkFilter] = (),
     ) -> None:
         self.public_name = public_name
         self.drain = drain
+        self.filters = filters
+        self.failed = False
         self.body = body
         self.include_usage = include_usage
         self.record = record
@@ -92,6 +106,8 @@ class StreamRelay:
 
     def encode(self, batch: Batch) -> bytes:
         """The bytes to send for a batch of upstream chunks (maybe none)."""
+        for step in self.filters:
+            batch = step.batch(batch)
         events = []
         for chunk in batch:
             chunk["model"] = self.public_name
@@ -154,6 +170,8 @@ class StreamRelay:
                     batch = await rest.__anext__()
                 except StopAsyncIteration:
                     break
+            if self.filters:
+                last += self._encode_held()
         except GatewayError as exc:
             await self._end_with(response, rest, exc)
             return
@@ -176,9 +194,28 @@ class StreamRelay:
     ) -> None:
         """The status line is gone: the failure becomes the last event, so the
         client sees an error, never a silently short answer."""
+        self.failed = True
         self.record.error_type = error.type
         self._record_end(rest)
         await response.write_eof(sse(error.to_dict()) + SSE_DONE)
+
+    def _encode_held(self) -> bytes:
+        """What the filters still held at the end, through the filters after them."""
+        events = []
+        for position, step in enumerate(self.filters):
+            held = step.close()
+            for later in self.filters[position + 1 :]:
+                held = later.batch(held) if held else held
+            if held:
+                events.append(self._encode_unfiltered(held))
+        return b"".join(events)
+
+    def _encode_unfiltered(self, batch: Batch) -> bytes:
+        filters, self.filters = self.filters, ()
+        try:
+            return self.encode(batch)
+        finally:
+            self.filters = filters
 
     def _record_end(self, rest: BatchStream) -> None:
         if self.chunks > 1:

@@ -10,8 +10,10 @@ from aiohttp import web
 from adapters.base import Adapter
 from gateway.access.control import AccessControl
 from gateway.api.drain import Drain
+from gateway.cache.service import ResponseCache
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
+from gateway.guardrails.service import Guardrails
 from gateway.observability.logs import AccessLog, AccessRecord
 from gateway.observability.telemetry import Telemetry
 from gateway.responses.build import ResponsesApi
@@ -33,6 +35,8 @@ class AppState:
     adapters: dict[str, Adapter] = field(default_factory=dict)
     engines: LocalEngines | None = None  # local vLLM engines (gateway.engines)
     routing: LiveRouting | None = None  # owns ``router`` and its reload
+    guardrails: Guardrails | None = None  # gateway.guardrails
+    cache: ResponseCache | None = None  # gateway.cache
     started: float = 0.0
     drain: Drain = field(default_factory=Drain)  # graceful shutdown (gateway.api.drain)
 

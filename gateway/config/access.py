@@ -14,6 +14,8 @@ from typing import Any, Literal
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from gateway.config.guardrails import ModelGuardrails
+
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -81,6 +83,8 @@ class ApiKeyConfig(_Secret, Quota):
         None, description="A date means midnight UTC starting that day; naive times are UTC"
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Run for this key's requests, after the model's own (names from guardrails:).
+    guardrails: ModelGuardrails | None = None
 
 
 class AdminKeyConfig(_Secret):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from adapters.config import ProviderConfig
 from adapters.errors import ConfigError
 from gateway.config.access import ApiKeyConfig, AuthConfig, load_jwt_keys
+from gateway.config.guardrails import GuardrailConfig, ModelGuardrailConfig, ModelGuardrails
 from gateway.config.schema import GatewayConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -51,6 +52,9 @@ def parse_config(
     if problems:
         raise ConfigError(problems, source)
     config = _with_keys_file(config, source, env)
+    problems = list(_key_guardrail_problems(config, lines))
+    if problems:
+        raise ConfigError(problems, source)
     if config.auth is not None and config.auth.jwt is not None:
         try:
             load_jwt_keys(config.auth.jwt, Path(source).parent)
@@ -130,7 +134,7 @@ def _describe_validation(exc: ValidationError, lines: Mapping[Loc, int]) -> list
         elif error["type"] == "union_tag_invalid":
             kind = str(error["input"].get("kind"))
             loc = (*loc, "kind")
-            message = f"unknown kind '{kind}'{_did_you_mean(kind, _provider_kinds())}; " + (
+            message = f"unknown kind '{kind}'{_did_you_mean(kind, _kinds(loc[0]))}; " + (
                 f"expected one of {error['ctx']['expected_tags']}"
             )
         problems.append(f"{format_loc(loc)}: {message}{_line_of(loc, lines)}")
@@ -138,17 +142,25 @@ def _describe_validation(exc: ValidationError, lines: Mapping[Loc, int]) -> list
 
 
 def _yaml_loc(loc: tuple[Any, ...]) -> Loc:
-    """Drop pydantic's union-tag segment (the provider ``kind``) so the path is the YAML path."""
+    """Drop pydantic's union-tag segment (a provider's or guardrail's ``kind``)
+    so the path is the YAML path."""
     parts: list[str | int] = []
     for index, part in enumerate(loc):
-        if index == 2 and loc[0] == "providers" and part in _provider_kinds():
+        if index == 2 and part in _kinds(loc[0]):
             continue
         parts.append(part)
     return tuple(parts)
 
 
-def _provider_kinds() -> dict[str, type[BaseModel]]:
-    variants = get_args(get_args(ProviderConfig)[0]) or (get_args(ProviderConfig)[0],)
+# Sections of named entries discriminated on ``kind``, and their union type.
+_KIND_UNIONS: dict[str, Any] = {"providers": ProviderConfig, "guardrails": GuardrailConfig}
+
+
+def _kinds(section: Any) -> dict[str, type[BaseModel]]:
+    union = _KIND_UNIONS.get(section)
+    if union is None:
+        return {}
+    variants = get_args(get_args(union)[0]) or (get_args(union)[0],)
     return {get_args(v.model_fields["kind"].annotation)[0]: v for v in variants}
 
 
@@ -161,8 +173,9 @@ def _allowed_keys(raw_loc: tuple[Any, ...]) -> list[str]:
             current = field.annotation if field else None
         elif get_origin(current) in (dict, list):
             current = get_args(current)[-1]
-        elif get_origin(current) is Annotated or current is ProviderConfig:
-            current = _provider_kinds().get(str(part))
+        elif get_origin(current) is Annotated:
+            section = "guardrails" if current is GuardrailConfig else "providers"
+            current = _kinds(section).get(str(part))
         while get_origin(current) in (Union, UnionType):
             current = next(a for a in get_args(current) if a is not type(None))
     if isinstance(current, type) and issubclass(current, BaseModel):
@@ -198,6 +211,61 @@ def _cross_reference_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -
                     else (f"unknown model '{fallback}'{_did_you_mean(fallback, config.models)}")
                 )
                 yield f"{format_loc(loc)}: {reason}{_line_of(loc, lines)}"
+    yield from _guardrail_and_cache_problems(config, lines)
+
+
+def _attached_problems(
+    attached: ModelGuardrails | None,
+    prefix: Loc,
+    guardrails: Mapping[str, GuardrailConfig],
+    lines: Mapping[Loc, int],
+) -> Iterable[str]:
+    """Guardrail names a model or a key attaches that no guardrail has, and
+    model judges attached to answers."""
+    for stage in ("input", "output"):
+        for index, guard in enumerate(getattr(attached, stage) if attached else ()):
+            loc: Loc = (*prefix, "guardrails", stage, index)
+            found = guardrails.get(guard)
+            if found is None:
+                yield (
+                    f"{format_loc(loc)}: unknown guardrail '{guard}'"
+                    f"{_did_you_mean(guard, guardrails)}{_line_of(loc, lines)}"
+                )
+            elif stage == "output" and isinstance(found, ModelGuardrailConfig):
+                yield (
+                    f"{format_loc(loc)}: '{guard}' is a model guardrail, which checks "
+                    f"requests only (use it under input){_line_of(loc, lines)}"
+                )
+
+
+def _key_guardrail_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
+    for index, key in enumerate(config.auth.keys if config.auth else ()):
+        prefix: Loc = ("auth", "keys", index)
+        yield from _attached_problems(key.guardrails, prefix, config.guardrails, lines)
+
+
+def _guardrail_and_cache_problems(config: GatewayConfig, lines: Mapping[Loc, int]) -> Iterable[str]:
+    """Guardrail names a model attaches, the judges' and the semantic cache's
+    models, and the Redis a Redis cache needs."""
+
+    def unknown(loc: Loc, what: str, name: str, choices: Iterable[str]) -> str:
+        hint = _did_you_mean(name, choices)
+        return f"{format_loc(loc)}: unknown {what} '{name}'{hint}{_line_of(loc, lines)}"
+
+    for name, model in config.models.items():
+        yield from _attached_problems(model.guardrails, ("models", name), config.guardrails, lines)
+    for name, guard in config.guardrails.items():
+        if isinstance(guard, ModelGuardrailConfig) and guard.model not in config.models:
+            yield unknown(("guardrails", name, "model"), "model", guard.model, config.models)
+    cache = config.cache
+    if cache is not None and cache.semantic is not None:
+        embedder = cache.semantic.embedding_model
+        if embedder not in config.models:
+            where: Loc = ("cache", "semantic", "embedding_model")
+            yield unknown(where, "model", embedder, config.models)
+    if cache is not None and cache.backend == "redis" and config.redis_url is None:
+        loc: Loc = ("cache", "backend")
+        yield f"{format_loc(loc)}: the redis backend needs 'redis_url'{_line_of(loc, lines)}"
 
 
 # ---- auth: model names and the keys file ------------------------------------

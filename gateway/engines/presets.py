@@ -61,6 +61,15 @@ PRESETS: Mapping[str, FamilyPreset] = MappingProxyType(
             description="Qwen2 / Qwen2.5 Instruct",
             flags={"--enable-auto-tool-choice": None, "--tool-call-parser": "hermes"},
         ),
+        # Any embedding checkpoint (BERT-like sentence encoders, or a decoder
+        # converted to embeddings): vLLM's pooling runner serves /v1/embeddings,
+        # with the pooling (mean, CLS, last token) and normalization the model's
+        # own sentence-transformers files ask for.
+        "embedding": FamilyPreset(
+            name="embedding",
+            description="Embedding models (vLLM's pooling runner): /v1/embeddings",
+            flags={"--runner": "pooling", "--convert": "embed"},
+        ),
     }
 )
 

@@ -129,6 +129,15 @@ def _completions(completion: Any) -> list[str] | None:
     return texts
 
 
+def _masked_again(texts: list[str] | None, restored: dict[str, str] | None) -> list[str] | None:
+    """Completions with the caller's restored values back under their placeholders."""
+    if not texts or not restored:
+        return texts
+    for placeholder, value in restored.items():
+        texts = [text.replace(value, placeholder) for text in texts]
+    return texts
+
+
 # data_retention values that mean "keep nothing": the entry keeps its
 # metadata (who, when, which model, tokens) without prompt or completion.
 _KEEP_NOTHING = frozenset({"none", "zero", "0", "false", "off"})
@@ -156,12 +165,22 @@ def audit_entry(record: AccessRecord, at: float) -> dict[str, Any]:
         "error_type": record.error_type,
         "stream": bool(body.get("stream")),
         "prompt": _prompt(body) if keep else None,
-        "completion": _completions(record.completion) if keep else None,
+        "completion": _masked_again(_completions(record.completion), record.restored)
+        if keep
+        else None,
         "prompt_tokens": record.prompt_tokens,
         "completion_tokens": record.completion_tokens,
     }
     if record.data_retention is not None:
         entry["data_retention"] = record.data_retention
+    if record.guardrails:
+        # What was found and done, never the values (the prompt holds placeholders).
+        entry["guardrails"] = [
+            {"guardrail": g, "stage": s, "action": a, "kind": k, "count": n}
+            for (g, s, a, k), n in record.guardrails.items()
+        ]
+    if record.cache is not None:
+        entry["cache"] = record.cache
     return entry
 
 

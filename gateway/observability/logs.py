@@ -76,6 +76,15 @@ class AccessRecord:
     # For the audit log: the client's body, and the result (or a stream's texts).
     request_body: dict[str, Any] | None = None
     completion: dict[str, Any] | list[str] | None = None
+    # Guardrail findings, counted (guardrail, stage, action, kind) -> n: never the values.
+    guardrails: dict[tuple[str, str, str, str], int] | None = None
+    # Placeholder -> the caller's value mapped back into the answer: the audit
+    # log masks those values again, so it never holds them.
+    restored: dict[str, str] | None = None
+    # The response cache: hit, miss or bypass (None: the model does not cache).
+    cache: str | None = None
+    cache_semantic: bool = False
+    tokens_saved: int | None = None  # a hit's cached usage
 
 
 class AccessLog:
@@ -99,5 +108,6 @@ class AccessLog:
             completion_tokens=record.completion_tokens,
             key_name=record.key_name,
             error_type=record.error_type,
+            cache=record.cache,
             failover=record.failover,
         )

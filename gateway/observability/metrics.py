@@ -132,6 +132,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
+        self._findings: dict[tuple[str, str], Any] = {}
         self._sampler: asyncio.Task[None] | None = None
 
     def _build(self, registry: CollectorRegistry | None) -> None:
@@ -169,6 +170,22 @@ class Metrics:
         )
         self.fallbacks = counter(
             "fallbacks", "Requests passed on to a fallback model", ("model", "to_model", "reason")
+        )
+        self.guardrail_findings = counter(
+            "guardrail_findings",
+            "What guardrails found: the guardrail and what it did (mask, block)",
+            ("guardrail", "action"),
+        )
+        self.cache_requests = counter(
+            "cache_requests",
+            "Response cache lookups by public model; result is hit, miss or bypass",
+            ("model", "result"),
+        )
+        self.cache_semantic_hits = counter(
+            "cache_semantic_hits", "Cache hits found by embedding similarity", ("model",)
+        )
+        self.cache_tokens_saved = counter(
+            "cache_tokens_saved", "Tokens (prompt + completion) answered from the cache", ("model",)
         )
         self.failovers = counter(
             "stream_failovers",
@@ -225,6 +242,25 @@ class Metrics:
             series.completion.inc(record.completion_tokens)
         if record.error_type is not None:
             self._count_error(model, target, record)
+        if record.cache is not None:
+            self._count_cache(model, record)
+        if record.guardrails:
+            for (guardrail, _, action, _), count in record.guardrails.items():
+                child = self._findings.get((guardrail, action))
+                if child is None:
+                    child = self._findings[guardrail, action] = self.guardrail_findings.labels(
+                        guardrail, action
+                    )
+                child.inc(count)
+
+    def _count_cache(self, model: str, record: AccessRecord) -> None:
+        assert record.cache is not None
+        self.cache_requests.labels(model, record.cache).inc()
+        if record.cache == "hit":
+            if record.cache_semantic:
+                self.cache_semantic_hits.labels(model).inc()
+            if record.tokens_saved:
+                self.cache_tokens_saved.labels(model).inc(record.tokens_saved)
 
     def _count_error(self, model: str, target: str, record: AccessRecord) -> None:
         assert record.error_type is not None

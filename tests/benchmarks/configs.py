@@ -73,6 +73,28 @@ def _keyed_config(upstream_base_url: str, upstream_model: str, access_log: Path)
     }
 
 
+def with_pii_guardrail(config: dict[str, Any]) -> dict[str, Any]:
+    """The bench model with the ``pii`` guardrail masking its requests and its
+    answers, and restoring the caller's values."""
+    model = config["models"][PUBLIC_MODEL]
+    guardrails = {"input": ["pii"], "output": ["pii"]}
+    return {
+        **config,
+        "guardrails": {"pii": {"kind": "pii", "restore_in_response": True}},
+        "models": {PUBLIC_MODEL: {**model, "guardrails": guardrails}},
+    }
+
+
+def with_cache(config: dict[str, Any]) -> dict[str, Any]:
+    """The bench model cached in memory (``cache: true``: temperature-0 requests)."""
+    model = config["models"][PUBLIC_MODEL]
+    return {
+        **config,
+        "cache": {"backend": "memory", "ttl_seconds": 3600},
+        "models": {PUBLIC_MODEL: {**model, "cache": True}},
+    }
+
+
 def gateway_client_headers() -> dict[str, str]:
     """Headers a client of the benchmarked gateway sends."""
     return {"Authorization": f"Bearer {CLIENT_KEY}"}

@@ -8,6 +8,8 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
   (c) streaming (16 chunks), concurrency 64: streams/s, time to first token
   (g) the same, but the mock sends each chunk in its own write, 2 ms apart,
       as a model would: CPU per chunk when nothing can be batched
+  (k) the pii guardrail on input and output, against the gateway without it
+  (l) a cache hit's latency, against the upstream answering directly
   (d) soak, 100,000 requests: gateway RSS along the way
   (e) startup: process start to /health ready, no engines
   (h) serve --workers 1 vs 2, unpinned: what a second worker adds
@@ -35,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks import report
-from tests.benchmarks.configs import GATEWAY_VARIANTS
+from tests.benchmarks.configs import GATEWAY_VARIANTS, with_cache, with_pii_guardrail
 from tests.benchmarks.engine import through_engine
+from tests.benchmarks.feature_workloads import cache_hit, pii_overhead
 from tests.benchmarks.loads import FULL, SMOKE, Sizes
 from tests.benchmarks.mock_upstream import MODEL as MOCK_MODEL
 from tests.benchmarks.procs import Server
@@ -61,7 +64,7 @@ from tests.benchmarks.workloads import (
     throughput,
 )
 
-WORKLOADS = "abcgidehjf"  # run in this order: the steady ones against one mock first
+WORKLOADS = "abcgikldehjf"  # run in this order: the steady ones against one mock first
 SMOKE_WORKLOADS = "abcgeh"
 # (upstream base url, upstream model, log dir) -> a started subject
 Starter = Callable[[str, str, Path], Subject]
@@ -105,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_against_mock(
     workloads: list[str], subjects: list[str], sizes: Sizes, logs: Path
 ) -> list[WorkloadResult]:
-    """(a)-(e) and (g)-(j): every subject in front of the same mock upstream."""
+    """(a)-(e) and (g)-(l): every subject in front of the same mock upstream."""
     results: list[WorkloadResult] = []
     mock = start_mock(logs)
     upstream = mock.url + "/v1"
@@ -117,6 +120,8 @@ def run_against_mock(
         steady = [w for w in workloads if w in "abcgi"]
         if steady:
             results += _steady_workloads(steady, mock, [starter(s) for s in subjects], sizes)
+        if "k" in workloads or "l" in workloads:
+            results += _feature_workloads(workloads, mock, upstream, sizes, logs)
         if "d" in workloads:
             print("(d) soak", flush=True)
             results.append(soak(starter("gateway"), sizes))
@@ -162,6 +167,25 @@ def _steady_workloads(
         for subject in subjects:
             if subject.server is not None:
                 subject.server.stop()
+
+
+def _feature_workloads(
+    workloads: list[str], mock: Server, upstream: str, sizes: Sizes, logs: Path
+) -> list[WorkloadResult]:
+    """(k) and (l): the gateway with its guardrails or its cache switched on."""
+    direct = direct_subject(mock, MOCK_MODEL)
+
+    def start(name: str, features: Any) -> Subject:
+        return start_gateway(logs, upstream, MOCK_MODEL, name=name, features=features)
+
+    results = []
+    if "k" in workloads:
+        print("(k) pii guardrail", flush=True)
+        results.append(pii_overhead(direct, start, with_pii_guardrail, sizes))
+    if "l" in workloads:
+        print("(l) cache hit", flush=True)
+        results.append(cache_hit(direct, start, with_cache, sizes))
+    return results
 
 
 def _engine_starter(name: str, logs: Path) -> Callable[[str, str], Subject]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,14 +63,18 @@ def start_gateway(
     name: str = "gateway",
     workers: int | None = None,
     redis_url: str | None = None,
+    features: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Subject:
     """``python -m gateway serve`` alone on the gateway core, configured as
     ``name`` says (``configs.GATEWAY_VARIANTS``); with ``workers``,
-    ``serve --workers N`` free to use every core."""
+    ``serve --workers N`` free to use every core; ``features`` switches more on
+    (``configs.with_pii_guardrail``, ``configs.with_cache``)."""
     port = free_port()
     variant_dir = log_dir / f"{name}-{port}"
     variant_dir.mkdir()
     config = gateway_bench_config(upstream_base_url, upstream_model, variant_dir, name, redis_url)
+    if features is not None:
+        config = features(config)
     config_path = log_dir / f"{name}-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     args = python_module("gateway", "serve", "--config", str(config_path), "--port", str(port))

@@ -25,7 +25,8 @@ Behaviour:
   ``[slow]`` streams with 0.2 s between chunks; ``[think]`` answers with
   ``REASONING`` as ``reasoning_content`` first (streams: one delta a word),
   as DeepSeek's API and vLLM's reasoning parsers do; ``[length]`` ends with
-  ``finish_reason: length``.
+  ``finish_reason: length``; ``[chunks:A|B|C]`` answers exactly ``ABC`` (no
+  name prefix), streamed as the pieces ``A``, ``B``, ``C``.
 - Tools: a ``tool_choice`` naming a function (or ``required``: the first tool)
   is answered with one call of it, arguments ``{"echo": <last user text>}``
   (streamed in two pieces). When the last message is a tool result the answer
@@ -47,6 +48,13 @@ from aiohttp import web
 State = dict[str, Any]
 STATE = web.AppKey("state", dict)
 REASONING = "thinking about it"
+CHUNKS = re.compile(r"\[chunks:(.*)\]", re.DOTALL)
+
+
+def _pieces(text: str) -> list[str] | None:
+    """The pieces a ``[chunks:A|B]`` directive asks for."""
+    found = CHUNKS.search(text)
+    return found.group(1).split("|") if found else None
 
 
 def _reply_text(name: str, body: dict[str, Any]) -> str:
@@ -168,6 +176,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
         return _error(fault["status"], message, headers, fault.get("code"))
     chat = request.path.endswith("/chat/completions")
     text = _continued(_reply_text(state["name"], body), body)
+    pieces = _pieces(text)
+    if pieces is not None and not body.get("stream"):
+        text = "".join(pieces)
     n = int(body.get("n") or 1)
     if fault.get("malformed") and not body.get("stream"):
         return web.Response(body=b"{not json", content_type="application/json")
@@ -219,7 +230,11 @@ async def _stream(
     await response.prepare(request)
     # One piece per word, each with the space before it (as a continuation
     # may begin with a space, the first piece keeps its own).
-    words = [] if call is not None else re.findall(r"\s*\S+", text) or [""]
+    pieces = _pieces(text)
+    if call is not None:
+        words: list[str] = []
+    else:
+        words = pieces if pieces is not None else re.findall(r"\s*\S+", text) or [""]
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from adapters.errors import InvalidRequestError
 from gateway.access.auth import PRINCIPAL
 from gateway.access.control import FreeGrant, Grant
+from gateway.api.exchange import Exchange
 from gateway.api.parsing import read_request
 from gateway.api.relay import SSE_HEADERS, finish_result
 from gateway.api.responses_protocol import ListQuery, ResponseCreateRequest, wire_validation_error
@@ -94,17 +95,22 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     record.request_body = body
     turn = await state.responses.responses.prepare(state.router, body, caller(request))
     async with admit(request, turn) as grant:
+        # Guardrails see the chat completion the backend will get.
+        exchange = await Exchange.guard_only(request, parsed.model, turn.chat)
         if parsed.stream:
-            return await _stream(request, turn, grant)
-        return await _respond(request, turn, grant)
+            return await _stream(request, turn, grant, exchange)
+        return await _respond(request, turn, grant, exchange)
 
 
-async def _respond(request: web.Request, turn: Turn, grant: Grant | FreeGrant) -> web.Response:
+async def _respond(
+    request: web.Request, turn: Turn, grant: Grant | FreeGrant, exchange: Exchange
+) -> web.Response:
     state = request.app[STATE]
     record = request[RECORD]
     result, target = await state.router.call(turn.model, call_of(request, turn))
     record.target = target.name
     result = finish_result(result, turn.body["model"], turn.chat, state.tokens)
+    result = await exchange.finish_result(result)
     record.completion = result
     usage = result["usage"]
     grant.record_usage(usage)
@@ -136,10 +142,13 @@ class SseSink:
         await self.response.write_eof(self.encode(events))
 
 
-async def _stream(request: web.Request, turn: Turn, grant: Grant | FreeGrant) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, turn: Turn, grant: Grant | FreeGrant, exchange: Exchange
+) -> web.StreamResponse:
     state = request.app[STATE]
     record: AccessRecord = request[RECORD]
     first, chunks, target = await state.router.open_stream(turn.model, call_of(request, turn))
+    first, chunks = exchange.guarded(first, chunks)
     async with aclosing(chunks):
         record.target = target.name
         record.ttft = time.perf_counter() - record.started

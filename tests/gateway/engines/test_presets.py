@@ -42,6 +42,7 @@ def test_the_command_starts_the_openai_server_on_loopback_and_the_given_port() -
         ("deepseek-v3", {"--enable-auto-tool-choice": None, "--tool-call-parser": "deepseek_v3"}),
         ("llama3", {"--enable-auto-tool-choice": None, "--tool-call-parser": "llama3_json"}),
         ("qwen2", {"--enable-auto-tool-choice": None, "--tool-call-parser": "hermes"}),
+        ("embedding", {"--runner": "pooling", "--convert": "embed"}),
     ],
 )
 def test_each_family_preset_adds_its_parser_flags(

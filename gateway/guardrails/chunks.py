@@ -1,0 +1,118 @@
+"""Guardrails on streamed OpenAI chunks (chat and text completions).
+
+A ``ChoiceTextFilter`` runs one text stream per choice and field (content,
+reasoning_content, or a completion's text): each chunk's text is replaced by
+what the stream releases, and when a choice finishes (its ``finish_reason``
+chunk) whatever it still held is added to that chunk. ``close`` returns a
+chunk for text still held when the upstream ended without a finish chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+Chunk = dict[str, Any]
+Batch = list[Chunk]
+DELTA_FIELDS = ("content", "reasoning_content")
+
+
+class TextStream(Protocol):
+    def feed(self, piece: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class Chain:
+    """Text streams one after the other (each feeds the next)."""
+
+    __slots__ = ("_streams",)
+
+    def __init__(self, streams: Sequence[TextStream]) -> None:
+        self._streams = streams
+
+    def feed(self, piece: str) -> str:
+        for stream in self._streams:
+            piece = stream.feed(piece)
+        return piece
+
+    def flush(self) -> str:
+        out = ""
+        for stream in self._streams:
+            out = stream.feed(out) + stream.flush() if out else stream.flush()
+        return out
+
+
+class ChoiceTextFilter:
+    """Rewrites the text of streamed chunks through a text stream per choice."""
+
+    __slots__ = ("_make", "_streams", "_template")
+
+    def __init__(self, make: Callable[[], TextStream]) -> None:
+        self._make = make
+        self._streams: dict[tuple[int, str], TextStream] = {}
+        self._template: Chunk | None = None
+
+    def _stream(self, key: tuple[int, str]) -> TextStream:
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = self._make()
+        return stream
+
+    def batch(self, batch: Batch) -> Batch:
+        for chunk in batch:
+            choices = chunk.get("choices")
+            if not choices:
+                continue
+            self._template = chunk
+            for choice in choices:
+                self._choice(choice)
+        return batch
+
+    def _choice(self, choice: Chunk) -> None:
+        index = choice.get("index", 0)
+        text = choice.get("text")
+        delta = choice.get("delta")
+        if isinstance(text, str):
+            choice["text"] = self._stream((index, "text")).feed(text)
+        elif isinstance(delta, dict):
+            for field in DELTA_FIELDS:
+                piece = delta.get(field)
+                if isinstance(piece, str) and piece:
+                    delta[field] = self._stream((index, field)).feed(piece)
+        if choice.get("finish_reason") is not None:
+            for (owner, field), stream in list(self._streams.items()):
+                if owner != index:
+                    continue
+                rest = stream.flush()
+                del self._streams[(owner, field)]
+                if rest:
+                    _append(choice, field, rest)
+
+    def close(self) -> Batch:
+        """A chunk with what is still held, when no finish chunk released it."""
+        choices = []
+        for (index, field), stream in self._streams.items():
+            rest = stream.flush()
+            if rest:
+                choice: Chunk = {"index": index, "finish_reason": None, "logprobs": None}
+                _append(choice, field, rest)
+                choices.append(choice)
+        self._streams.clear()
+        if not choices:
+            return []
+        template = self._template or {}
+        keys = ("id", "object", "created", "model")
+        chunk: Chunk = {key: template[key] for key in keys if key in template}
+        chunk["choices"] = choices
+        return [chunk]
+
+
+def _append(choice: Chunk, field: str, text: str) -> None:
+    if field == "text":
+        choice["text"] = (choice.get("text") or "") + text
+        return
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        delta = choice["delta"] = {}
+    delta[field] = (delta.get(field) or "") + text

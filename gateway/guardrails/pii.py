@@ -1,0 +1,184 @@
+"""Personal data detectors: pure functions over text, no I/O.
+
+Each detector is a regular expression that finds candidates cheaply and, for
+the kinds with a checksum, a validator that rejects look-alikes: card numbers
+must pass the Luhn check, IBANs the ISO 13616 mod-97 check, IP addresses must
+parse. A detector also names a cheap pre-check (a character the kind cannot
+do without), so a text without digits never runs the number patterns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.config.guardrails import PiiKind
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a string of digits (card numbers)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(candidate: str) -> bool:
+    """ISO 13616: country, check digits, then the account; mod 97 of the
+    rearranged number (letters as 10..35) is 1."""
+    iban = candidate.replace(" ", "").upper()
+    if not 15 <= len(iban) <= 34 or not iban[:2].isalpha() or not iban[2:4].isdigit():
+        return False
+    if not iban.isalnum() or not iban.isascii():
+        return False
+    rearranged = iban[4:] + iban[:4]
+    number = "".join(str(int(char, 36)) for char in rearranged)
+    return int(number) % 97 == 1
+
+
+def _digits(text: str) -> str:
+    return "".join(char for char in text if char.isdigit())
+
+
+def card_valid(candidate: str) -> bool:
+    digits = _digits(candidate)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def phone_valid(candidate: str) -> bool:
+    count = len(_digits(candidate))
+    # An international prefix or an area code in brackets says "phone" even when short.
+    if candidate.startswith(("+", "(")):
+        return 7 <= count <= 15
+    return 9 <= count <= 15 and not card_valid(candidate)
+
+
+def ip_valid(candidate: str) -> bool:
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+def ipv6_valid(candidate: str) -> bool:
+    # "::" alone, or clock times such as 10:30:00, are not addresses worth masking.
+    return (
+        candidate.count(":") >= 2
+        and sum(c.isalnum() for c in candidate) >= 3
+        and (ip_valid(candidate))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """One kind of finding: its placeholder label, its pattern, what every
+    match holds, and a validator.
+
+    Every match holds ``needs`` starting at most ``reach`` characters after the
+    match's own start, so a pattern is only searched for from just before an
+    occurrence of it: an ``@`` or a few digits are found at C speed, and most
+    texts never run most patterns.
+    """
+
+    label: str  # placeholder prefix: [EMAIL_1]
+    pattern: str
+    needs: str
+    reach: int = 0
+    valid: Callable[[str], bool] | None = None
+
+
+_HINT_CHARS = re.compile(r"[\d@:_-]")
+_HINT_WORDS = ("AKIA", "AIza", "eyJ")
+
+
+def may_hold_pii(text: str, start: int = 0) -> bool:
+    """False when ``text[start:]`` cannot hold a finding of any kind: every
+    kind needs a digit, ``@``, ``:``, ``_`` or ``-``, or starts with one of
+    three literals (most answers and much prose fail this at C speed)."""
+    if _HINT_CHARS.search(text, start) is not None:
+        return True
+    return any(word in text for word in _HINT_WORDS)
+
+
+# Numbers start where a run of digit groups starts, never inside one.
+_NOT_IN_WORD = r"(?<![\w@.+-])(?<!\d[ .-])"
+_SECRET = (
+    r"(?<![\w-])(?:"
+    r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"  # OpenAI, Anthropic
+    r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+    r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"  # GitHub
+    r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|AIza[0-9A-Za-z_-]{35}"  # Google
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # a JWT
+    r")(?![\w-])"
+)
+_SECRET_STARTS = (
+    r"sk-|(?:sk|rk|pk)_(?:live|test)_|AKIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AIza|eyJ"
+)
+_IP_END = r"(?![\w:]|\.\d)"
+
+DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
+    "secret": (Detector("SECRET", _SECRET, _SECRET_STARTS),),
+    "email": (
+        Detector(
+            "EMAIL",
+            r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+            r"\.[A-Za-z]{2,24}(?![\w-])",
+            "@",
+            reach=64,
+        ),
+    ),
+    "iban": (
+        Detector(
+            "IBAN",
+            r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![\w])",
+            r"[A-Z]{2}\d\d",
+            valid=iban_valid,
+        ),
+    ),
+    "ip_address": (
+        Detector(
+            "IP_ADDRESS",
+            r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}" + _IP_END,
+            r"\d\.\d",
+            reach=2,
+            valid=ip_valid,
+        ),
+        Detector(
+            "IP_ADDRESS",
+            r"(?<![\w.:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
+            r"(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?" + _IP_END,
+            ":",
+            reach=4,
+            valid=ipv6_valid,
+        ),
+    ),
+    "credit_card": (
+        Detector(
+            "CREDIT_CARD",
+            _NOT_IN_WORD + r"\d{4}(?:[ -]?\d{3,4}){2,3}(?:[ -]?\d{1,4})?(?![\w]|[.,]\d)",
+            r"\d{4}",
+            valid=card_valid,
+        ),
+    ),
+    "phone": (
+        Detector(
+            "PHONE",
+            _NOT_IN_WORD + r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?"
+            r"\d{1,4}(?:[ .-]?\d{2,4}){1,5}(?![\w]|[.,]\d)",
+            r"\d[ .-]?\d\d",
+            reach=16,
+            valid=phone_valid,
+        ),
+    ),
+}

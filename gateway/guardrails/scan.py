@@ -1,0 +1,199 @@
+"""Finding spans in text, whole or as it streams, and the placeholders that
+replace them.
+
+A ``Scanner`` runs a few rules (a pattern, a cheap pre-check, a validator) in
+one left-to-right scan: the earliest match (then the longest) is taken, and
+the scan goes on after it. On a
+stream it scans only what is not yet released, with ``regex``'s partial
+matching: text is held back from the first place where a finding could still
+be completing (a partial match, or a match touching the end of what arrived)
+and released as soon as it cannot, or once more than ``hold_chars`` wait. The
+released text and its findings are exactly those of the whole text whenever
+no finding is longer than ``hold_chars``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import regex
+
+# Lookbehinds of the rules see this much already released text.
+CONTEXT_CHARS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    label: str  # what a placeholder says: EMAIL, PHONE, ..., REDACTED
+    whole: re.Pattern[str]
+    partial: regex.Pattern[str]
+    # Every match holds ``needs`` at most ``reach`` characters after its start
+    # (see ``gateway.guardrails.pii.Detector``); None: the pattern is searched
+    # for everywhere.
+    needs: re.Pattern[str] | None = None
+    reach: int = 0
+    valid: Callable[[str], bool] | None = None
+
+    @classmethod
+    def compile(
+        cls,
+        label: str,
+        pattern: str,
+        needs: str | None = None,
+        reach: int = 0,
+        valid: Callable[[str], bool] | None = None,
+        flags: int = 0,
+    ) -> Rule:
+        wanted = None if needs is None else re.compile(needs, flags)
+        whole = re.compile(pattern, flags)
+        return cls(label, whole, regex.compile(pattern, flags), wanted, reach, valid)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    label: str
+
+
+def _global_flags(pattern: str) -> bool:
+    """Whether a pattern starts with global inline flags such as ``(?i)``."""
+    return bool(_GLOBAL_FLAGS.match(pattern))
+
+
+_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+
+
+class Scanner:
+    def __init__(
+        self, rules: Iterable[Rule], prefilter: Callable[[str, int], bool] | None = None
+    ) -> None:
+        """``prefilter(text, start)`` is False when no rule can match ``text[start:]``."""
+        self.rules = tuple(rules)
+        self._prefilter = prefilter
+        # Streams ask "may any rule still be matching from here?" at each new
+        # position: one alternation answers for all the rules it can hold (global
+        # flags such as (?i) would leak into the others, so those stay apart).
+        joined = [r for r in self.rules if not _global_flags(r.whole.pattern)]
+        apart = [r.partial for r in self.rules if _global_flags(r.whole.pattern)]
+        if joined:
+            apart.insert(0, regex.compile("|".join(f"(?:{r.whole.pattern})" for r in joined)))
+        self._growing = tuple(apart)
+
+    def find(self, text: str, start: int = 0) -> list[Span]:
+        """The findings of ``text[start:]``, left to right: the earliest match of
+        any rule (the longest of those starting together) wins, and the scan
+        goes on after it. Being one scan from a position, it gives the same
+        findings whether the text comes whole or in pieces."""
+        if self._prefilter is not None and not self._prefilter(text, start):
+            return []
+        rules = self.rules
+        upcoming: list[Span | None] = [self._next(r, text, start) for r in rules]
+        spans: list[Span] = []
+        position = start
+        while True:
+            best: Span | None = None
+            for index, rule in enumerate(rules):
+                candidate = upcoming[index]
+                if candidate is not None and candidate.start < position:
+                    candidate = upcoming[index] = self._next(rule, text, position)
+                if candidate is not None and (
+                    best is None or (candidate.start, -candidate.end) < (best.start, -best.end)
+                ):
+                    best = candidate
+            if best is None:
+                return spans
+            spans.append(best)
+            position = best.end
+
+    @staticmethod
+    def _next(rule: Rule, text: str, position: int) -> Span | None:
+        """The rule's first valid, non-empty match from ``position`` (after a
+        rejected candidate, say digits failing the Luhn check, the next position
+        is tried: what is found never depends on how far a rejected one ran)."""
+        needs = rule.needs
+        while True:
+            if needs is not None:
+                # No match starts before the first occurrence of what it needs,
+                # less its reach: the search starts there (or is not run).
+                found = needs.search(text, position)
+                if found is None:
+                    return None
+                position = max(position, found.start() - rule.reach)
+            match = rule.whole.search(text, position)
+            if match is None:
+                return None
+            if match.end() > match.start() and (rule.valid is None or rule.valid(match.group())):
+                return Span(match.start(), match.end(), rule.label)
+            position = match.start() + 1
+
+    def find_released(
+        self, text: str, start: int, final: bool, max_hold: int
+    ) -> tuple[list[Span], int]:
+        """Streams: the findings in ``text[start:hold]`` and ``hold``, the end of
+        what can be released now (``text[:start]`` is released context); at
+        most ``max_hold`` characters stay held. With ``final`` the text is
+        complete and everything is released."""
+        if final:
+            return self.find(text, start), len(text)
+        # The first position from which some rule can still match up to the end
+        # of what arrived (and maybe beyond): nothing from there on is final.
+        hold = len(text)
+        for position in range(start, len(text)):
+            if any(
+                pattern.fullmatch(text, position, partial=True) is not None
+                for pattern in self._growing
+            ):
+                hold = position
+                break
+        # The window is bounded: a finding longer than it is released unmasked.
+        hold = max(hold, len(text) - max_hold)
+        if hold == start:
+            return [], hold
+        spans = self.find(text, start)
+        # A finding that crosses the hold point is held whole.
+        for span in spans:
+            if span.start < hold < span.end:
+                hold = span.start
+                break
+        return [s for s in spans if s.end <= hold], hold
+
+
+@dataclass(slots=True)
+class Vault:
+    """One request's placeholders: the same value always gets the same one
+    (numbered per label in order of appearance); only values masked with
+    ``restorable`` are mapped back in the answer."""
+
+    by_value: dict[tuple[str, str], str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    restorable: dict[str, str] = field(default_factory=dict)  # placeholder -> value
+
+    def placeholder(self, label: str, value: str, restorable: bool) -> str:
+        key = (label, value)
+        found = self.by_value.get(key)
+        if found is None:
+            number = self.counts.get(label, 0) + 1
+            self.counts[label] = number
+            found = self.by_value[key] = f"[{label}_{number}]"
+        if restorable:
+            self.restorable[found] = value
+        return found
+
+
+def replace_spans(
+    text: str, spans: list[Span], replacement: Callable[[Span, str], str], start: int = 0
+) -> str:
+    """``text`` with each span replaced by ``replacement(span, its text)``."""
+    if not spans:
+        return text
+    parts = []
+    position = start
+    for span in spans:
+        parts.append(text[position : span.start])
+        parts.append(replacement(span, text[span.start : span.end]))
+        position = span.end
+    parts.append(text[position:])
+    return "".join(parts)

@@ -1,0 +1,37 @@
+"""Workloads (k) and (l) keep working: a smoke run of the guardrail and cache
+workloads gives error-free, real figures (no speed is asserted here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.helpers import ROOT
+
+
+def test_guardrail_and_cache_workloads_run(tmp_path: Path) -> None:
+    command = ["--smoke", "--only", "k,l", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.overhead", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [json_path] = tmp_path.glob("overhead-*.json")
+    workloads = {w["id"]: w for w in orjson.loads(json_path.read_bytes())["workloads"]}
+    assert sorted(workloads) == ["k", "l"]
+    for workload in workloads.values():
+        for subject, run in workload["runs"].items():
+            assert run["errors"] == 0, (workload["id"], subject, run["error_samples"])
+            assert run["requests"] > 0
+    metrics = {m["name"]: m["values"] for m in workloads["k"]["metrics"]}
+    assert metrics["latency p50, with the pii guardrail"]["gateway"] > 0
+    assert metrics["requests/s, with the pii guardrail"]["gateway"] > 0
+    hit = {m["name"]: m["values"] for m in workloads["l"]["metrics"]}["latency p50"]
+    assert hit["direct"] > 0 and hit["gateway"] > 0
