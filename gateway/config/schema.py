@@ -17,6 +17,7 @@ from adapters.config import ConnectionDefaults, ProviderConfig, Strict, Timeouts
 from gateway.config.access import AuthConfig
 from gateway.config.cache import CacheConfig, ModelCache
 from gateway.config.guardrails import GuardrailConfig, ModelGuardrails
+from gateway.config.knowledge import KnowledgeConfig
 from gateway.config.observability import AuditConfig, TracingConfig
 from gateway.config.state import StateConfig
 
@@ -187,6 +188,8 @@ class GatewayConfig(Strict):
     cache: CacheConfig | None = None
     # Responses and Conversations state (gateway.config.state): memory unless redis.
     state: StateConfig = Field(default_factory=StateConfig)
+    # Files, vector stores and file_search (gateway.config.knowledge): off unless present.
+    knowledge: KnowledgeConfig | None = None
 
     def provider(self, name: str) -> ProviderConfig:
         """A provider as it is reached: its own settings, ``routing:``'s for the rest."""
