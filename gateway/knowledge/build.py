@@ -1,13 +1,16 @@
 """The knowledge base of one running gateway, built in the app lifespan from
 the ``knowledge:`` section and closed with it.
 
-``start`` opens Milvus (off the event loop) and resumes the ingestion of
-files a stop interrupted; ``aclose`` stops ingestion (those files resume at
-the next start) and closes the catalog and the Milvus client.
+``start`` opens Milvus and resumes the ingestion of files a stop
+interrupted, in the background (importing pymilvus and opening Milvus Lite
+take a while: /health answers meanwhile, and a request that needs Milvus
+waits for it); ``aclose`` stops ingestion (those files resume at the next
+start) and closes the catalog and the Milvus client.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,14 +41,24 @@ class KnowledgeBase:
     catalog: Catalog
     index: VectorIndex
     log: Any
+    _opening: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self.index.start()
+    def start(self) -> None:
+        self._opening = asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> None:
+        try:
+            await self.index.start()
+        except Exception:  # each request that needs Milvus retries, and says why it cannot
+            self.log.exception("knowledge: Milvus could not be opened", uri=self.config.milvus_uri)
         resumed = await self.ingestion.resume()
         if resumed:
             self.log.info("knowledge: resuming interrupted ingestion", files=resumed)
 
     async def aclose(self) -> None:
+        if self._opening is not None:
+            self._opening.cancel()
+            await asyncio.wait([self._opening])
         await self.ingestion.aclose()
         await self.index.aclose()
         self.catalog.close()

@@ -157,7 +157,10 @@ class Ingestion:
         elif isinstance(exc, InvalidFile):
             error = {"code": "invalid_file", "message": str(exc)}
         elif isinstance(exc, GatewayError):
-            error = {"code": "server_error", "message": f"Embedding failed: {exc.message}"}
+            error = {
+                "code": "server_error",
+                "message": f"The file could not be indexed: {exc.message}",
+            }
         else:
             self.log.exception("knowledge: ingestion failed", store=store_id, file=file_id)
             error = {"code": "server_error", "message": "The file could not be indexed."}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adapters.errors import UpstreamUnavailableError
 from gateway.config.knowledge import KnowledgeConfig
 
 T = TypeVar("T")
@@ -65,7 +66,15 @@ class VectorIndex:
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="knowledge-milvus")
 
     async def _call(self, work: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
+        """Run ``work`` on a Milvus thread; Milvus' own failures are a 503."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
+        except MilvusException as exc:
+            raise UpstreamUnavailableError(
+                f"The vector database failed: {exc.message}", code="vector_store_unavailable"
+            ) from exc
 
     def _connect(self) -> Any:
         with self._lock:
@@ -91,7 +100,9 @@ class VectorIndex:
             return name
         client = self._connect()
         with self._lock:
-            if not client.has_collection(name):
+            if client.has_collection(name):
+                client.load_collection(name)  # kept from before: loaded to be searched
+            else:
                 client.create_collection(
                     name, schema=_schema(dimension), index_params=_index(client)
                 )
@@ -102,8 +113,11 @@ class VectorIndex:
         name = self.collection(dimension)
         if name in self._ready:
             return name
-        if self._connect().has_collection(name):
-            self._ready.add(name)
+        client = self._connect()
+        if client.has_collection(name):
+            with self._lock:
+                client.load_collection(name)
+                self._ready.add(name)
             return name
         return None
 
