@@ -398,9 +398,7 @@ def test_another_caller_finds_nothing(gateway: Gateway) -> None:
     assert names(alice.vector_stores.search(store.id, query="launch code")) == ["secret.txt"]
 
 
-def test_a_restart_keeps_files_stores_and_vectors(
-    tmp_path: Path, embedder: FakeUpstream
-) -> None:
+def test_a_restart_keeps_files_stores_and_vectors(tmp_path: Path, embedder: FakeUpstream) -> None:
     config = knowledge_config(embedder, tmp_path / "data")
     first = Gateway(tmp_path, config, env=KEYS)
     try:
@@ -438,7 +436,9 @@ def test_without_a_knowledge_section_the_apis_are_404_and_file_search_400(
         assert "knowledge" in error_of(missing.value)["message"]
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.responses.create(
-                model="chat", input="hi", tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}]
+                model="chat",
+                input="hi",
+                tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}],
             )
         assert error_of(refused.value)["param"] == "tools[0].type"
     finally:

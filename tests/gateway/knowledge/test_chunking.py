@@ -3,6 +3,8 @@ character, overlapping as asked, and the text again once overlaps are out."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -49,7 +51,7 @@ def test_windows_step_by_size_minus_overlap(count: int, size: int, data: st.Data
     assert found[0][0] == 0 and found[-1][1] == count
     assert all(end - start <= size for start, end in found)
     step = max(1, size - overlap)
-    assert all(b[0] - a[0] == step for a, b in zip(found, found[1:], strict=False))
+    assert all(b[0] - a[0] == step for a, b in pairwise(found))
 
 
 def test_token_counts_and_whitespace_chunks() -> None:

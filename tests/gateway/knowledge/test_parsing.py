@@ -52,7 +52,7 @@ def test_json_is_checked_and_kept() -> None:
 @pytest.mark.parametrize(
     ("name", "data", "expected"),
     [
-        ("notes.md", "# Title\n\n- item".encode(), "# Title\n\n- item"),
+        ("notes.md", b"# Title\n\n- item", "# Title\n\n- item"),
         ("main.py", b"def f():\n    return 1\n", "def f():\n    return 1\n"),
         ("latin.txt", "caf\xe9".encode("latin-1"), "caf\xe9"),
         ("bom.txt", b"\xef\xbb\xbfhello", "hello"),
