@@ -126,8 +126,10 @@ class VectorIndex:
         await self._call(self._connect)
 
     async def insert(self, rows: list[dict[str, Any]], dimension: int) -> None:
+        """Upserted by id: a file ingested again (after a stop) never doubles."""
+
         def work() -> None:
-            self._connect().insert(self._ensure(dimension), rows)
+            self._connect().upsert(self._ensure(dimension), rows)
 
         await self._call(work)
 

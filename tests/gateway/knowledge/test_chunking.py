@@ -68,7 +68,7 @@ def test_token_counts_and_whitespace_chunks() -> None:
     [
         (None, None, Chunking(800, 400)),
         ({"type": "auto"}, 4096, Chunking(800, 400)),
-        (None, 256, Chunking(192, 96)),  # MiniLM's 256 tokens, with a margin
+        (None, 256, Chunking(128, 64)),  # MiniLM's 256 tokens, with a margin
         (
             {
                 "type": "static",
