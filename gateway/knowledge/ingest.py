@@ -118,6 +118,7 @@ class Ingestion:
     async def _index(self, store_id: str, file_id: str, chunks: list[str]) -> int:
         """Embed and insert the chunks, a batch at a time; the bytes they use."""
         usage = 0
+        dimension = 0
         step = self.embedder.batch
         for start in range(0, len(chunks), step):
             part = chunks[start : start + step]
@@ -132,10 +133,12 @@ class Ingestion:
                 }
                 for n, (text, vector) in enumerate(zip(part, vectors, strict=True))
             ]
-            await self._settled(self.index.insert(rows, len(vectors[0])))
+            dimension = len(vectors[0])
+            await self._settled(self.index.insert(rows, dimension))
             usage += sum(
                 len(t.encode("utf-8")) + 4 * len(v) for t, v in zip(part, vectors, strict=True)
             )
+        await self._settled(self.index.seal(dimension))
         return usage
 
     @staticmethod

@@ -28,10 +28,10 @@ QUESTIONS = [
     # (question, the file its answer is in, words the top chunk must hold)
     ("How many months of warranty does the Zephyr 9 espresso machine have?", "warranty.pdf",
      ["36 months"]),
-    ("What happens to requests in flight when the gateway gets SIGTERM?", "operating-it.md",
-     ["drain"]),
-    ("How do I limit the tokens per minute of an API key?", "access-control-and-rate-limits.md",
-     ["tpm"]),
+    ("How long do in-flight requests get to finish after SIGTERM during a graceful drain?",
+     "operating-it.md", ["drain"]),
+    ("How do I verify JWT tokens with a JWKS URL?", "access-control-and-rate-limits.md",
+     ["jwt"]),
 ]  # fmt: skip
 
 
