@@ -80,6 +80,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config_path = args.config
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
+    if args.workers > 1 and config.knowledge is not None:
+        # Each worker would open the catalog and Milvus Lite, and resume ingestion, alone.
+        print(
+            "error: knowledge: runs in one gateway process: serve it with --workers 1",
+            file=sys.stderr,
+        )
+        return 2
     if args.demo:
         print(demo.banner(config, host, port), file=sys.stderr, flush=True)
     serve(

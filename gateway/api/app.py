@@ -23,6 +23,7 @@ from gateway.config.loader import config_warnings
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
 from gateway.guardrails.service import Guardrails
+from gateway.knowledge.build import build_knowledge
 from gateway.observability.logs import AccessLog, make_logger
 from gateway.observability.telemetry import Telemetry
 from gateway.responses.build import build_responses
@@ -96,7 +97,8 @@ def create_app(
 
             guardrails = Guardrails(config, current_router)
             cache = ResponseCache(config, current_router, log)
-            responses = build_responses(config, tokens, log)
+            knowledge = build_knowledge(config, current_router, tokens, log)
+            responses = build_responses(config, tokens, log, knowledge)
             app[STATE] = AppState(
                 config=config,
                 router=routing.router,
@@ -112,6 +114,7 @@ def create_app(
                 started=time.perf_counter(),
                 guardrails=guardrails,
                 cache=cache,
+                knowledge=knowledge,
             )
             # Engines load in the background: /health answers meanwhile.
             engines.start()
@@ -129,10 +132,14 @@ def create_app(
             # A reload swaps the access rules and the routing table together.
             access.reload_steps += [routing.prepare, guardrails.prepare, cache.prepare]
             await access.start()
+            if knowledge is not None:
+                knowledge.start()
             try:
                 yield
             finally:
                 warm.cancel()
+                if knowledge is not None:  # first: its ingestion calls the router
+                    await knowledge.aclose()
                 await access.aclose()
                 await routing.aclose()
                 await asyncio.gather(*(a.aclose() for a in adapters.values()))

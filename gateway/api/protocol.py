@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 # Strict: the gateway forwards the client's JSON as sent, so what it accepts
@@ -23,6 +23,20 @@ class Request(BaseModel):
 
 class Part(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
+
+
+def _check_metadata(value: dict[str, str]) -> dict[str, str]:
+    """OpenAI's limits: 16 pairs, keys up to 64 characters, values up to 512."""
+    if len(value) > 16:
+        raise ValueError("at most 16 key-value pairs are allowed")
+    for key, item in value.items():
+        if len(key) > 64 or len(item) > 512:
+            raise ValueError("keys are at most 64 characters and values at most 512")
+    return value
+
+
+# ``metadata`` of Responses, Conversations and vector stores.
+Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
 
 
 # ---- chat messages -----------------------------------------------------------

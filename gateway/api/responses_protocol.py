@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError
 
 from adapters.errors import InvalidRequestError
-from gateway.api.protocol import Part, Request
+from gateway.api.knowledge_protocol import Filter, RankingOptions
+from gateway.api.protocol import Metadata, Part, Request
 from gateway.config.loader import format_loc
 
 # ---- content parts -------------------------------------------------------------
@@ -152,17 +153,27 @@ class FunctionTool(Part):
     strict: bool | None = None
 
 
+class FileSearchTool(Part):
+    type: Literal["file_search"]
+    vector_store_ids: list[str] = Field(min_length=1, max_length=16)
+    max_num_results: int | None = Field(None, ge=1, le=50)
+    filters: Filter | None = None
+    ranking_options: RankingOptions | None = None
+
+
 class OtherTool(Part):
     type: str
 
 
 def _tool_tag(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return "function" if kind == "function" else "other"
+    return kind if kind in ("function", "file_search") else "other"
 
 
 ToolDefinition = Annotated[
-    Annotated[FunctionTool, Tag("function")] | Annotated[OtherTool, Tag("other")],
+    Annotated[FunctionTool, Tag("function")]
+    | Annotated[FileSearchTool, Tag("file_search")]
+    | Annotated[OtherTool, Tag("other")],
     Discriminator(_tool_tag),
 ]
 
@@ -248,19 +259,6 @@ Includable = Literal[
 ]
 
 
-def _check_metadata(value: dict[str, str]) -> dict[str, str]:
-    """OpenAI's limits: 16 pairs, keys up to 64 characters, values up to 512."""
-    if len(value) > 16:
-        raise ValueError("at most 16 key-value pairs are allowed")
-    for key, item in value.items():
-        if len(key) > 64 or len(item) > 512:
-            raise ValueError("keys are at most 64 characters and values at most 512")
-    return value
-
-
-Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
-
-
 # ---- requests ------------------------------------------------------------------
 
 
@@ -333,7 +331,7 @@ def _field_names(*models: type[BaseModel]) -> frozenset[str]:
     while pending:
         model = pending.pop()
         pending.extend(model.__subclasses__())
-        if model.__module__ == __name__:
+        if model.__module__ in (__name__, Filter.__module__):  # file_search's filters
             names.update(info.alias or name for name, info in model.model_fields.items())
     return frozenset(names)
 
@@ -343,7 +341,8 @@ def _field_names(*models: type[BaseModel]) -> frozenset[str]:
 # after a list index or a union field), which are no part of the JSON.
 WIRE_FIELDS = _field_names(Part, Request, ListQuery)
 _TAGS = frozenset(
-    {"message", "function", "allowed_tools", "other", "text", "json_object", "json_schema"}
+    {"message", "function", "file_search", "allowed_tools", "other", "text", "json_object"}
+    | {"json_schema"}
     | KNOWN_ITEMS
     | {"input_text", "input_image", "input_file", "input_audio", "output_text", "refusal"}
     | {"summary_text", "reasoning_text"}

@@ -14,6 +14,7 @@ from gateway.cache.service import ResponseCache
 from gateway.config.schema import GatewayConfig
 from gateway.engines.runtime import LocalEngines
 from gateway.guardrails.service import Guardrails
+from gateway.knowledge.build import KnowledgeBase
 from gateway.observability.logs import AccessLog, AccessRecord
 from gateway.observability.telemetry import Telemetry
 from gateway.responses.build import ResponsesApi
@@ -37,6 +38,7 @@ class AppState:
     routing: LiveRouting | None = None  # owns ``router`` and its reload
     guardrails: Guardrails | None = None  # gateway.guardrails
     cache: ResponseCache | None = None  # gateway.cache
+    knowledge: KnowledgeBase | None = None  # files, vector stores (gateway.knowledge)
     started: float = 0.0
     drain: Drain = field(default_factory=Drain)  # graceful shutdown (gateway.api.drain)
 

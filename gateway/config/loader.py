@@ -266,6 +266,10 @@ def _guardrail_and_cache_problems(config: GatewayConfig, lines: Mapping[Loc, int
     if cache is not None and cache.backend == "redis" and config.redis_url is None:
         loc: Loc = ("cache", "backend")
         yield f"{format_loc(loc)}: the redis backend needs 'redis_url'{_line_of(loc, lines)}"
+    knowledge = config.knowledge
+    if knowledge is not None and knowledge.embedding_model not in config.models:
+        where = ("knowledge", "embedding_model")
+        yield unknown(where, "model", knowledge.embedding_model, config.models)
 
 
 # ---- auth: model names and the keys file ------------------------------------

@@ -18,6 +18,7 @@ from gateway.config.access import AuthConfig
 from gateway.config.cache import CacheConfig, ModelCache
 from gateway.config.fleet import EngineLoadConfig, PrefixConfig
 from gateway.config.guardrails import GuardrailConfig, ModelGuardrails
+from gateway.config.knowledge import KnowledgeConfig
 from gateway.config.observability import AuditConfig, TracingConfig
 from gateway.config.state import StateConfig
 
@@ -217,6 +218,8 @@ class GatewayConfig(Strict):
     cache: CacheConfig | None = None
     # Responses and Conversations state (gateway.config.state): memory unless redis.
     state: StateConfig = Field(default_factory=StateConfig)
+    # Files, vector stores and file_search (gateway.config.knowledge): off unless present.
+    knowledge: KnowledgeConfig | None = None
 
     def provider(self, name: str) -> ProviderConfig:
         """A provider as it is reached: its own settings, ``routing:``'s for the rest."""

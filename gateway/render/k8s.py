@@ -5,7 +5,9 @@ The base holds the gateway (Deployment with 2+ replicas behind a
 PodDisruptionBudget and a HorizontalPodAutoscaler, its Service, its
 models.yaml in a ConfigMap, secrets from the ``vllm-gateway-secrets``
 Secret), Redis, and one Deployment + Service + model-cache PVC per engine
-running ``vllm serve`` with the flags the gateway itself would use.
+running ``vllm serve`` with the flags the gateway itself would use; with a
+``knowledge:`` section, Milvus standalone and the gateway's files claim
+(gateway.render.milvus).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gateway.render import images
+from gateway.render import images, milvus
 from gateway.render.files import dump, header
 from gateway.render.k8s_overlays import render_overlays
 from gateway.render.k8s_parts import (
@@ -65,19 +67,40 @@ def render_k8s(deployment: Deployment) -> dict[str, str]:
     }
     for engine in deployment.engines:
         resources[f"{engine.service}.yaml"] = _engine(engine)
+    config, with_milvus = milvus.with_knowledge(deployment.gateway_config)
+    # A changed models.yaml is a new ConfigMap name: `kubectl apply -k` rolls the gateway.
+    generated = [{"name": "gateway-config", "files": ["models.yaml"]}]
+    files: dict[str, str] = {}
+    if config is not deployment.gateway_config:
+        _mount_knowledge_files(resources["gateway.yaml"][0])
+        resources["knowledge-files.yaml"] = [milvus.k8s_files_claim()]
+    if with_milvus:
+        resources["milvus.yaml"] = milvus.k8s_objects()
+        resources["network-policies.yaml"].append(milvus.k8s_network_policy())
+        generated.append({"name": "milvus-config", "files": ["embedEtcd.yaml"]})
+        files["base/embedEtcd.yaml"] = dump(top, milvus.EMBED_ETCD)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": APP,
         "resources": list(resources),
-        # A changed models.yaml is a new ConfigMap name: `kubectl apply -k` rolls the gateway.
-        "configMapGenerator": [{"name": "gateway-config", "files": ["models.yaml"]}],
+        "configMapGenerator": generated,
     }
-    files = {f"base/{name}": dump(top, *docs) for name, docs in resources.items()}
+    files.update({f"base/{name}": dump(top, *docs) for name, docs in resources.items()})
     files["base/kustomization.yaml"] = dump(top, kustomization)
-    files["base/models.yaml"] = dump(top, deployment.gateway_config)
+    files["base/models.yaml"] = dump(top, config)
     files.update(render_overlays(deployment, top))
     return files
+
+
+def _mount_knowledge_files(workload: dict[str, Any]) -> None:
+    """The gateway pods keep uploaded files and the catalog on the shared claim."""
+    pod = workload["spec"]["template"]["spec"]
+    pod["volumes"].append(
+        {"name": "knowledge-files", "persistentVolumeClaim": {"claimName": "knowledge-files"}}
+    )
+    mount = {"name": "knowledge-files", "mountPath": milvus.FILES_DIR}
+    pod["containers"][0]["volumeMounts"].append(mount)
 
 
 def _gateway_container(deployment: Deployment) -> dict[str, Any]:

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.schema import GatewayConfig
+from gateway.knowledge.build import KnowledgeBase
 from gateway.responses.context import ContextWindow, engine_tokenizers
 from gateway.responses.conversations import ConversationsService
+from gateway.responses.file_search import FileSearch, FileSearchTools
 from gateway.responses.redis_store import RedisStore, ResilientStore
 from gateway.responses.service import ResponsesService
 from gateway.responses.store import MemoryStore, Store
-from gateway.responses.tools import default_tool_kinds
+from gateway.responses.tools import ToolKinds, default_tool_kinds
 from gateway.tokens import TokenCounter
 
 # A WebSocket connection's own memory of its ``store: false`` responses.
@@ -37,7 +39,10 @@ class ResponsesApi:
         await self.store.aclose()
 
 
-def build_responses(config: GatewayConfig, tokens: TokenCounter, log: Any) -> ResponsesApi:
+def build_responses(
+    config: GatewayConfig, tokens: TokenCounter, log: Any, knowledge: KnowledgeBase | None = None
+) -> ResponsesApi:
+    """``knowledge``: the knowledge base, which turns the ``file_search`` tool on."""
     state = config.state
     memory = MemoryStore(
         state.memory_max_objects, state.ttl_seconds, state.max_items_per_conversation
@@ -50,9 +55,13 @@ def build_responses(config: GatewayConfig, tokens: TokenCounter, log: Any) -> Re
         fail_open = config.auth is None or config.auth.redis_failure == "fail_open"
         store = ResilientStore(redis, memory, fail_open=fail_open, log=log)
     kinds = default_tool_kinds()
+    file_search = None
+    if knowledge is not None:
+        kinds = ToolKinds([*kinds.by_tool.values(), FileSearchTools()])
+        file_search = FileSearch(knowledge.search)
     window = ContextWindow(tokens, engine_tokenizers(config.providers))
     return ResponsesApi(
-        ResponsesService(store, state, window, kinds),
+        ResponsesService(store, state, window, kinds, file_search),
         ConversationsService(store, kinds),
         store,
         window,

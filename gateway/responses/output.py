@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from adapters.errors import GatewayError
+from gateway.responses.citations import Citations
 from gateway.responses.ids import new_id
 
 Body = dict[str, Any]
@@ -126,8 +127,33 @@ def output_items(choice: Body, with_logprobs: bool) -> list[Body]:
     return items
 
 
-def text_part(text: str, logprobs: list[Body] | None = None) -> Body:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+def text_part(
+    text: str, logprobs: list[Body] | None = None, annotations: list[Body] | None = None
+) -> Body:
+    return {
+        "type": "output_text",
+        "text": text,
+        "annotations": annotations or [],
+        "logprobs": logprobs or [],
+    }
+
+
+def cite(items: list[Body], citations: Citations | None) -> list[Body]:
+    """The items with the first answer text's source markers made annotations."""
+    if citations is None:
+        return items
+    cited = list(items)
+    for position, item in enumerate(cited):
+        if item["type"] != "message":
+            continue
+        for index, part in enumerate(item["content"]):
+            if part["type"] == "output_text":
+                text, annotations = citations.annotate(part["text"])
+                content = list(item["content"])
+                content[index] = {**part, "text": text, "annotations": annotations}
+                cited[position] = {**item, "content": content}
+                return cited
+    return cited
 
 
 def message_item(item_id: str, parts: list[Body], status: str) -> Body:

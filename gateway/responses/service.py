@@ -22,6 +22,7 @@ from gateway.config.state import StateConfig
 from gateway.observability.audit import keeps_content
 from gateway.responses import output
 from gateway.responses.context import ContextWindow
+from gateway.responses.file_search import FileSearch, SearchCall, add_sources
 from gateway.responses.ids import new_id
 from gateway.responses.items import chat_messages, input_items
 from gateway.responses.request import LOGPROBS, chat_body, refuse_unsupported
@@ -61,13 +62,14 @@ class Turn:
     conversation: str | None = None
     session_key: str | None = None  # routing affinity: one conversation, one engine
     dropped: int = 0  # messages truncation left out
+    search: SearchCall | None = None  # file_search: its item and the sources given
 
     @property
     def with_logprobs(self) -> bool:
         return LOGPROBS in (self.body.get("include") or ())
 
     def stream(self) -> ResponseStream:
-        return ResponseStream(self.response, self.with_logprobs)
+        return ResponseStream(self.response, self.with_logprobs, self.search)
 
 
 def not_found(kind: str, object_id: str, param: str, code: str | None = None) -> NotFoundError:
@@ -76,12 +78,18 @@ def not_found(kind: str, object_id: str, param: str, code: str | None = None) ->
 
 class ResponsesService:
     def __init__(
-        self, store: Store, config: StateConfig, window: ContextWindow, kinds: ToolKinds
+        self,
+        store: Store,
+        config: StateConfig,
+        window: ContextWindow,
+        kinds: ToolKinds,
+        file_search: FileSearch | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.window = window
         self.kinds = kinds
+        self.file_search = file_search  # None: no knowledge base, file_search is refused
 
     # ---- making a response ---------------------------------------------------
 
@@ -113,6 +121,10 @@ class ResponsesService:
         if len(messages) == (1 if instructions else 0) and body.get("generate") is not False:
             raise InvalidRequestError("Missing required parameter: 'input'.", param="input")
         turn.chat = chat_body(body, messages, self.kinds, stream=bool(body.get("stream")))
+        if self.file_search is not None and body.get("generate") is not False:
+            turn.search = await self.file_search.run(caller.owner, body, turn.input)
+            if turn.search is not None:
+                add_sources(turn.chat["messages"], turn.search)
         turn.response = output.echo(
             body,
             response_id=new_id("resp"),
@@ -122,7 +134,7 @@ class ResponsesService:
         )
         if body.get("generate") is not False:
             truncation = body.get("truncation") or "disabled"
-            keep = 1 if instructions else 0
+            keep = 1 if instructions or (turn.search and turn.search.results) else 0
             turn.dropped = await self.window.fit(model, turn.chat, truncation, keep)
         return turn
 
@@ -178,6 +190,8 @@ class ResponsesService:
         """The Response for a chat completion (non-streaming)."""
         choices = result.get("choices") or [{}]
         items = output.output_items(choices[0], turn.with_logprobs)
+        if turn.search is not None:
+            items = [turn.search.item, *output.cite(items, turn.search.citations())]
         usage = output.usage(result.get("usage"))
         finish = choices[0].get("finish_reason")
         turn.response = output.finished(turn.response, items, usage, finish)

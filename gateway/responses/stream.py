@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.responses import output
+from gateway.responses.file_search import SearchCall
 from gateway.responses.ids import new_id
 
 Body = dict[str, Any]
@@ -47,12 +48,17 @@ class _Open:
     pieces: list[str] = field(default_factory=list)
     logprobs: list[Body] = field(default_factory=list)
     tool_index: int | None = None
+    annotations: list[Body] = field(default_factory=list)  # of the open text part
 
 
 class ResponseStream:
-    def __init__(self, response: Body, with_logprobs: bool = False) -> None:
+    def __init__(
+        self, response: Body, with_logprobs: bool = False, search: SearchCall | None = None
+    ) -> None:
         self.response = response  # the Response in progress (``output.echo``)
         self.with_logprobs = with_logprobs
+        self.search = search  # file_search: done before the model ran
+        self.citations = None if search is None else search.citations()
         self.sequence = 0
         self.output: list[Body] = []  # finished items
         self.chat_usage: Body | None = None
@@ -68,9 +74,29 @@ class ResponseStream:
     # ---- the life of a response ----------------------------------------------
 
     def start(self) -> list[Body]:
-        return [
+        events = [
             self._event("response.created", response=self.response),
             self._event("response.in_progress", response=self.response),
+        ]
+        if self.search is not None:
+            events += self._searched(self.search.item)
+        return events
+
+    def _searched(self, item: Body) -> list[Body]:
+        """The file_search_call's life, as OpenAI streams it."""
+        index = len(self.output)
+        where = {"item_id": item["id"], "output_index": index}
+        self.output.append(item)
+        return [
+            self._event(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "results": None},
+            ),
+            self._event("response.file_search_call.in_progress", **where),
+            self._event("response.file_search_call.searching", **where),
+            self._event("response.file_search_call.completed", **where),
+            self._event("response.output_item.done", output_index=index, item=item),
         ]
 
     def feed(self, chunk: Body) -> list[Body]:
@@ -99,7 +125,8 @@ class ResponseStream:
         """End the open item; a response with no output gets an empty message,
         as a chat answer with no content is an empty message."""
         events: list[Body] = []
-        if self._open is None and not self.output:
+        answered = len(self.output) - (self.search is not None)
+        if self._open is None and not answered:
             self._open_item(events, "message")
             self._open_part(events, "text")
         self._close_item(events)
@@ -157,15 +184,21 @@ class ResponseStream:
         else:
             logged = output.logprobs_of(logprobs) if logprobs else []
             current.logprobs.extend(logged)
-            events.append(
-                self._event(
-                    "response.output_text.delta",
-                    **where,
-                    content_index=len(current.parts),
-                    delta=text,
-                    logprobs=logged,
+            added: list[Body] = []
+            if self.citations is not None:
+                text, added = self.citations.feed(text)
+                current.pieces[-1] = text
+            if text:
+                events.append(
+                    self._event(
+                        "response.output_text.delta",
+                        **where,
+                        content_index=len(current.parts),
+                        delta=text,
+                        logprobs=logged,
+                    )
                 )
-            )
+            self._annotated(events, current, added)
 
     def _call(self, events: list[Body], call: Body) -> None:
         function = call.get("function") or {}
@@ -226,12 +259,20 @@ class ResponseStream:
         current = self._open
         if current is None or current.part is None:
             return
-        text = "".join(current.pieces)
         where = {
             "item_id": current.item["id"],
             "output_index": current.index,
             "content_index": len(current.parts),
         }
+        if current.part == "text" and self.citations is not None:
+            rest, added = self.citations.finish()
+            self.citations = None  # the first answer text is the one cited
+            if rest:
+                current.pieces.append(rest)
+                delta = self._event("response.output_text.delta", **where, delta=rest, logprobs=[])
+                events.append(delta)
+            self._annotated(events, current, added)
+        text = "".join(current.pieces)
         if current.part == "reasoning":
             events.append(self._event("response.reasoning_text.done", **where, text=text))
         elif current.part == "refusal":
@@ -242,10 +283,25 @@ class ResponseStream:
                     "response.output_text.done", **where, text=text, logprobs=current.logprobs
                 )
             )
-        part = self._part(current.part, text, current.logprobs)
+        part = self._part(current.part, text, current.logprobs, current.annotations)
         events.append(self._event("response.content_part.done", **where, part=part))
         current.parts.append(part)
         current.part = None
+        current.annotations = []
+
+    def _annotated(self, events: list[Body], current: _Open, added: list[Body]) -> None:
+        for annotation in added:
+            events.append(
+                self._event(
+                    "response.output_text.annotation.added",
+                    item_id=current.item["id"],
+                    output_index=current.index,
+                    content_index=len(current.parts),
+                    annotation_index=len(current.annotations),
+                    annotation=annotation,
+                )
+            )
+            current.annotations.append(annotation)
 
     def _close_item(self, events: list[Body], status: str | None = None) -> None:
         current = self._open
@@ -275,10 +331,12 @@ class ResponseStream:
         self._open = None
 
     @staticmethod
-    def _part(part: str, text: str, logprobs: list[Body]) -> Body:
+    def _part(
+        part: str, text: str, logprobs: list[Body], annotations: list[Body] | None = None
+    ) -> Body:
         kind = _PART_TYPES[part]
         if kind == "output_text":
-            return output.text_part(text, logprobs)
+            return output.text_part(text, logprobs, annotations)
         if kind == "refusal":
             return {"type": "refusal", "refusal": text}
         return {"type": "reasoning_text", "text": text}

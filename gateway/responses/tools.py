@@ -128,6 +128,10 @@ class ToolKinds:
             return choice, chat_tools
         if choice["type"] == "function":
             return {"type": "function", "function": {"name": choice["name"]}}, chat_tools
+        if choice["type"] in self.by_tool:
+            # A built-in tool this gateway runs itself (file_search): it runs
+            # before the model whatever the choice; the backend gets none.
+            return None, chat_tools
         if choice["type"] == "allowed_tools":
             # Chat backends rarely know allowed_tools: offer only those tools instead.
             allowed = {t.get("name") for t in choice["tools"] if t.get("type") == "function"}

