@@ -68,16 +68,18 @@ def rewrite(gateway: Gateway, config: dict) -> None:
     gateway.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
 async def reload(gateway: Gateway) -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        return await client.post(
-            gateway.base_url + "/gateway/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-        )
+        return await client.post(gateway.base_url + "/gateway/reload", headers=ADMIN)
 
 
 async def target_requests(gateway: Gateway) -> dict[str, int]:
+    # The routing table is an admin's once admin keys are configured.
     async with httpx.AsyncClient() as client:
-        listing = (await client.get(gateway.base_url + "/gateway/targets")).json()
+        listing = (await client.get(gateway.base_url + "/gateway/targets", headers=ADMIN)).json()
     return {target["id"]: target["requests"] for target in listing["data"]}
 
 

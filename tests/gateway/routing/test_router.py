@@ -63,8 +63,9 @@ def retry_gateway(
             "retries": {"attempts": 5, "deadline": 1.5},
         },
         # Long transport timeouts, a short deadline: the deadline must end the attempt.
+        # A target of its own (a/bounded): the rest a 429 gives it leaves a/m alone.
         "bounded": {
-            "targets": [{"provider": "a", "model": "m"}],
+            "targets": [{"provider": "a", "model": "bounded"}],
             "timeouts": {"first_token": 30, "total": 30},
             "retries": {"attempts": 3, "deadline": 0.8},
         },
