@@ -19,7 +19,9 @@ from tests.engine_gateway import EngineGateway, ready_payload
 pytestmark = pytest.mark.e2e
 
 STREAMS = 8
-MAX_TOKENS = 160
+# Long enough that no stream can finish between the barrier and the kill: a
+# tiny engine makes thousands of tokens a second (the engines' window is 1,024).
+MAX_TOKENS = 800
 
 
 def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGateway) -> None:
@@ -55,11 +57,11 @@ def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGate
         except BaseException as exc:  # every failure is reported below
             errors.append(exc)
 
+    before = ready_payload(gateway)["engines"]["tiny-llama3"]
     threads = [threading.Thread(target=one) for _ in range(STREAMS)]
     for thread in threads:
         thread.start()
     started.wait(120)  # every stream is under way
-    before = ready_payload(gateway)["engines"]["tiny-llama3"]
     os.kill(before["pid"], signal.SIGKILL)
     for thread in threads:
         thread.join(300)

@@ -25,12 +25,14 @@ WARRANTY = (
     "and the grinder. Descaling damage is not covered."
 )
 QUESTIONS = [
-    # (question, the file its answer is in, words the top chunk must hold)
-    ("How many months of warranty does the Zephyr 9 espresso machine have?", "warranty.pdf",
-     ["36 months"]),
+    # (question, the files its answer is in, words the top chunk must hold)
+    ("How many months of warranty does the Zephyr 9 espresso machine have?",
+     {"warranty.pdf"}, ["36 months"]),
+    # Answered twice in the README: by the drain section and by the reference's
+    # drain_seconds line.
     ("How long do in-flight requests get to finish after SIGTERM during a graceful drain?",
-     "operating-it.md", ["drain"]),
-    ("How do I verify JWT tokens with a JWKS URL?", "access-control-and-rate-limits.md",
+     {"operating-it.md", "models-yaml-reference.md"}, ["drain"]),
+    ("How do I verify JWT tokens with a JWKS URL?", {"access-control-and-rate-limits.md"},
      ["jwt"]),
 ]  # fmt: skip
 
@@ -110,16 +112,16 @@ def client(gateway: Gateway) -> OpenAI:
     return OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0)
 
 
-@pytest.mark.parametrize(("question", "filename", "words"), QUESTIONS)
+@pytest.mark.parametrize(("question", "filenames", "words"), QUESTIONS)
 def test_the_right_chunk_ranks_first(
-    knowledge: Gateway, store: tuple[str, dict[str, Any]], question: str, filename: str,
+    knowledge: Gateway, store: tuple[str, dict[str, Any]], question: str, filenames: set[str],
     words: list[str],
 ) -> None:  # fmt: skip
     store_id, files = store
     found = client(knowledge).vector_stores.search(store_id, query=question, max_num_results=5)
     top = found.data[0]
-    assert top.filename == filename, [(r.filename, round(r.score, 3)) for r in found.data]
-    assert top.file_id == files[filename].id
+    assert top.filename in filenames, [(r.filename, round(r.score, 3)) for r in found.data]
+    assert top.file_id == files[top.filename].id
     assert all(word in top.content[0].text for word in words)
     assert top.score > found.data[-1].score
 
@@ -185,7 +187,10 @@ def test_file_search_streams_its_events(
         max_output_tokens=16,  # type: ignore[list-item]
     ) as stream:
         events = list(stream)
-        final = stream.get_final_response()
+    # 16 tokens may cut the answer short: then the stream ends with
+    # response.incomplete (the SDK's get_final_response wants response.completed).
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    final = events[-1].response
     kinds = [e.type for e in events]
     searched = [
         "response.file_search_call.in_progress",
