@@ -111,6 +111,29 @@ class LocalEngines:
         name = target_name[len(TARGET_PREFIX) :]
         return self.monitor.load(name) if name in self.shared.handles else None
 
+    def availability_for(self, target_name: str, health: TargetHealth) -> Callable[[], bool] | None:
+        """Whether a replica another process supervises is ready (``serve
+        --workers N``), if ``target_name`` is one. When it turns ready, health
+        checks failed while it loaded are forgotten, as for a local engine:
+        each worker routes to it at once, not after its own next check."""
+        if self.shared is None or not target_name.startswith(TARGET_PREFIX):
+            return None
+        name, shared = target_name[len(TARGET_PREFIX) :], self.shared
+        if name not in shared.handles:
+            return None
+        was_ready = False
+
+        def available() -> bool:
+            nonlocal was_ready
+            record = shared.known.get(name)
+            ready = record is not None and record.is_ready()
+            if ready and not was_ready:
+                health.checked_healthy = None
+            was_ready = ready
+            return ready
+
+        return available
+
     def start(self) -> None:
         if self.handles:
             self._monitoring = asyncio.create_task(self.monitor.run())

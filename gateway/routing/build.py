@@ -38,6 +38,10 @@ class EngineTargets(Protocol):
         (``serve --workers N``), if ``target_name`` is one."""
         ...
 
+    def availability_for(self, target_name: str, health: TargetHealth) -> Callable[[], bool] | None:
+        """Whether such a replica is ready now, if ``target_name`` is one."""
+        ...
+
 
 def provider_target_name(spec: TargetConfig) -> str:
     """The name of a provider target: its health, X-Gateway-Target header and metric label."""
@@ -104,18 +108,21 @@ def build_router(
             assert spec.provider is not None and spec.model is not None
             provider = config.providers[spec.provider]
             target_name = provider_target_name(spec)
-            targets.append(
-                Target(
-                    name=target_name,
-                    adapter=adapters[spec.provider],
-                    upstream_model=spec.model,
-                    health=health_of(target_name, spec),
-                    weight=spec.weight,
-                    tier=spec.tier,
-                    timeouts=merged_timeouts(provider.timeouts, model.timeouts, spec.timeouts),
-                    defaults=spec.sampling,
-                    load=engines.load_for(target_name) if engines is not None else None,
-                )
+            target_health = health_of(target_name, spec)
+            target = Target(
+                name=target_name,
+                adapter=adapters[spec.provider],
+                upstream_model=spec.model,
+                health=target_health,
+                weight=spec.weight,
+                tier=spec.tier,
+                timeouts=merged_timeouts(provider.timeouts, model.timeouts, spec.timeouts),
+                defaults=spec.sampling,
+                load=engines.load_for(target_name) if engines is not None else None,
             )
+            if engines is not None:
+                available = engines.availability_for(target_name, target_health)
+                target.available = available if available is not None else target.available
+            targets.append(target)
         models[name] = make_model(name, targets, model, routing.retries, created, rng, routing)
     return Router(models, count_prompt=tokens.count_request, observer=observer, rng=rng)

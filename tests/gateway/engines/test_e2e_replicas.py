@@ -150,19 +150,22 @@ class DirectLoad:
         self.futures = [self.pool.submit(self._stream) for _ in range(streams)]
 
     def _stream(self) -> int:
+        # One stream after another until told to stop: a tiny engine finishes
+        # 900 tokens in a few seconds, sooner than the load may have been read.
         chunks = 0
-        stream = self.client.chat.completions.create(
-            model="tiny-llama3",
-            messages=[{"role": "user", "content": "Tell a very long story."}],
-            max_tokens=900,  # the engine holds 1024 tokens
-            stream=True,
-            extra_body={"ignore_eos": True},
-        )
-        with stream:
-            for _ in stream:
-                chunks += 1
-                if self.stop.is_set():
-                    break
+        while not self.stop.is_set():
+            stream = self.client.chat.completions.create(
+                model="tiny-llama3",
+                messages=[{"role": "user", "content": "Tell a very long story."}],
+                max_tokens=900,  # the engine holds 1024 tokens
+                stream=True,
+                extra_body={"ignore_eos": True},
+            )
+            with stream:
+                for _ in stream:
+                    chunks += 1
+                    if self.stop.is_set():
+                        break
         return chunks
 
     def end(self) -> None:
