@@ -125,7 +125,7 @@ class LocalEngines:
 
         def available() -> bool:
             nonlocal was_ready
-            record = shared.known.get(name)
+            record = shared.handles.get(name)  # a stat; the file is read when it changed
             ready = record is not None and record.is_ready()
             if ready and not was_ready:
                 health.checked_healthy = None

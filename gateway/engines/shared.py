@@ -78,12 +78,6 @@ class SharedEngineState:
                 self._seen = stamp
         return self._records
 
-    @property
-    def known(self) -> dict[str, EngineRecord]:
-        """The records last read, without reading again (``handles`` reads when
-        the file changed; the load monitor calls it about once a second)."""
-        return self._records
-
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: record.snapshot() for name, record in self.handles.items()}
 

@@ -51,7 +51,6 @@ def test_a_worker_routes_to_a_replica_once_it_is_published_ready(tmp_path: Path)
     assert available() is False
     handle.state = EngineState.READY
     write_state(path, {"e1": handle})
-    assert engines.shared is not None and engines.shared.handles["e1"].is_ready()
     assert available() is True
     assert health.checked_healthy is None and health.usable(0.0)
     health.checked_healthy = False  # a check failing once it serves is kept
