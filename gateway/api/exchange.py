@@ -132,23 +132,14 @@ class Exchange:
     ) -> Exchange:
         """Run the input guardrails (masking ``body`` in place), then look the
         masked request up in the cache."""
-        state = request.app[STATE]
-        record = request[RECORD]
-        principal = request[PRINCIPAL]
-        guard = None
-        if state.guardrails is not None:
-            guard = state.guardrails.for_request(model, principal.guardrails)
-        checked = None
-        if guard is not None:
-            checked = Checked()
-            record.guardrails = checked.findings.counts
-            record.restored = checked.vault.restorable
-            await guard.check_input(body, checked)
-        cache = state.cache
+        guard, checked = await _check_input(request, model, body)
+        cache = request.app[STATE].cache
         lookup = None
         if cache is not None and cache.mode(model):
+            principal = request[PRINCIPAL]
             lookup = await cache.lookup(model, operation, body, principal.name, request.headers)
             if lookup is not None:
+                record = request[RECORD]
                 record.cache = lookup.status
                 record.cache_semantic = lookup.semantic
         return cls(guard, checked, cache, lookup)
@@ -164,17 +155,7 @@ class Exchange:
     async def guard_only(cls, request: web.Request, model: str, body: dict[str, Any]) -> Exchange:
         """Input guardrails alone, on a chat completion body another endpoint
         built (the Responses API): masked in place, or refused."""
-        state = request.app[STATE]
-        record = request[RECORD]
-        guard = None
-        if state.guardrails is not None:
-            guard = state.guardrails.for_request(model, request[PRINCIPAL].guardrails)
-        checked = None
-        if guard is not None:
-            checked = Checked()
-            record.guardrails = checked.findings.counts
-            record.restored = checked.vault.restorable
-            await guard.check_input(body, checked)
+        guard, checked = await _check_input(request, model, body)
         return cls(guard, checked, None, None)
 
     def guarded(self, first: Batch, rest: BatchStream) -> tuple[Batch, BatchStream]:
@@ -235,3 +216,22 @@ class Exchange:
         if self.recorder is None or relay.failed or self.cache is None or self.lookup is None:
             return
         await self.cache.store_answer(self.lookup, self.recorder.payload())
+
+
+async def _check_input(
+    request: web.Request, model: str, body: dict[str, Any]
+) -> tuple[ModelGuard | None, Checked | None]:
+    """The model's input guardrails on ``body`` (masked in place, or refused),
+    their findings recorded for the access log; (None, None) without any."""
+    guardrails = request.app[STATE].guardrails
+    guard = (
+        None if guardrails is None else guardrails.for_request(model, request[PRINCIPAL].guardrails)
+    )
+    if guard is None:
+        return None, None
+    checked = Checked()
+    record = request[RECORD]
+    record.guardrails = checked.findings.counts
+    record.restored = checked.vault.restorable
+    await guard.check_input(body, checked)
+    return guard, checked
