@@ -81,7 +81,7 @@ def test_function_tool_loop(client: openai.OpenAI, model: str) -> None:
         input="What is the weather in Paris?",
         tools=[WEATHER],  # type: ignore[list-item]
         tool_choice={"type": "function", "name": "get_weather"},
-        max_output_tokens=200,  # the JSON grammar lets random weights pad with whitespace
+        max_output_tokens=600,  # the JSON grammar lets random weights pad with whitespace
     )
     calls = [item for item in called.output if item.type == "function_call"]
     assert calls, called.output
@@ -107,7 +107,7 @@ def test_streamed_function_call_follows_the_grammar(client: openai.OpenAI) -> No
         input="Weather in Rome?",
         tools=[WEATHER],  # type: ignore[list-item]
         tool_choice={"type": "function", "name": "get_weather"},
-        max_output_tokens=200,  # the JSON grammar lets random weights pad with whitespace
+        max_output_tokens=600,  # the JSON grammar lets random weights pad with whitespace
     ) as stream:
         events = [event.model_dump(exclude_unset=True) for event in stream]
     for item in events[-1]["response"]["output"]:
