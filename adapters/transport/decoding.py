@@ -22,7 +22,7 @@ class BodyDecoder:
     bomb is stopped before it is expanded. Anything else is refused.
     """
 
-    __slots__ = ("_head", "_inflate", "_kind", "_limit", "_seen", "_what")
+    __slots__ = ("_head", "_inflate", "_kind", "_limit", "_what", "identity", "room")
 
     def __init__(self, encoding: bytes | None, limit: int, what: str) -> None:
         self._kind = (encoding or b"identity").strip().lower()
@@ -34,7 +34,10 @@ class BodyDecoder:
                 f"({self._kind.decode('latin-1')})"
             )
         self._limit = limit
-        self._seen = 0
+        # Bytes of output still allowed. A reader may take an identity piece
+        # that fits itself (``room -= len(piece)``) rather than call ``feed``.
+        self.room = limit
+        self.identity = self._kind == b"identity"
         self._what = what
         self._inflate: zlib._Decompress | None = None
         self._head = b""  # deflate: the first byte, until the second tells the format
@@ -49,12 +52,8 @@ class BodyDecoder:
                 encoding = value
         return cls(encoding, limit, what)
 
-    @property
-    def identity(self) -> bool:
-        return self._kind == b"identity"
-
     def feed(self, data: bytes) -> bytes:
-        if self._kind == b"identity":
+        if self.identity:
             self._count(len(data))
             return data
         inflate = self._inflate
@@ -65,7 +64,7 @@ class BodyDecoder:
                 return b""
             inflate = self._inflate = zlib.decompressobj(wbits=15 if _zlib_header(data) else -15)
         try:
-            out = inflate.decompress(data, self._limit - self._seen + 1)
+            out = inflate.decompress(data, self.room + 1)
         except zlib.error as exc:
             raise UpstreamError(f"{self._what} sent a malformed compressed body") from exc
         self._count(len(out))
@@ -84,8 +83,8 @@ class BodyDecoder:
         return out
 
     def _count(self, size: int) -> None:
-        self._seen += size
-        if self._seen > self._limit:
+        self.room -= size
+        if self.room < 0:
             raise UpstreamError(
                 f"{self._what} sent a response larger than the limit of {self._limit} bytes "
                 "(max_response_bytes)"

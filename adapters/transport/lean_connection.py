@@ -95,11 +95,17 @@ class Connection(asyncio.Protocol):
             self.stream.started(status, self.headers)
 
     def on_body(self, body: bytes) -> None:
-        assert self.decoder is not None
+        decoder = self.decoder
+        assert decoder is not None
+        size = len(body)
+        if decoder.identity and size <= decoder.room:
+            decoder.room -= size  # the usual case, inline: this runs on every read
+        else:
+            body = decoder.feed(body)
         if self.stream is not None:
             self.stream.fed(body)
         else:
-            self.body.append(self.decoder.feed(body))
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -200,9 +206,7 @@ class LeanStream:
         self._wake()
 
     def fed(self, data: bytes) -> None:
-        decoder = self._connection.decoder
-        assert decoder is not None
-        data = decoder.feed(data)
+        """Decoded body bytes."""
         if not data:
             return
         self._unread.append(data)

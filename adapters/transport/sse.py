@@ -51,41 +51,51 @@ class SSEEvents:
         if b"\r" in data:
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = data.rfind(b"\n")
-        if end < 0:
+        if b"\n" not in data:
             self._rest.append(data)
             self._rest_size += len(data)
-            self._check(0)
+            if self._data_size + self._rest_size > self._max:
+                raise self._too_large()
             return []
-        head, tail = data[:end], data[end + 1 :]
+        lines = data.split(b"\n")
+        tail = lines.pop()
         if self._rest:
-            head = b"".join(self._rest) + head
+            lines[0] = b"".join(self._rest) + lines[0]
+        events: list[bytes] = []
+        pending = self._data
+        carried = len(pending)  # data lines of an event begun in an earlier read
+        for line in lines:
+            if not line:
+                if pending:
+                    event = pending[0] if len(pending) == 1 else b"\n".join(pending)
+                    if len(event) > self._max:
+                        raise self._too_large()
+                    events.append(event)
+                    pending = self._data = []
+                    carried = 0
+            elif line.startswith(b"data:"):
+                pending.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line == b"data":
+                pending.append(b"")
         self._rest = [tail] if tail else []
         self._rest_size = len(tail)
-        events: list[bytes] = []
-        for line in head.split(b"\n"):
-            if not line:
-                if self._data:
-                    pending = self._data
-                    events.append(pending[0] if len(pending) == 1 else b"\n".join(pending))
-                    self._data, self._data_size = [], 0
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                value = value[1:] if value[:1] == b" " else value
-                self._data.append(value)
-                self._data_size += len(value) + 1
-                self._check(len(value))
-            elif line == b"data":
-                self._data.append(b"")
-        self._check(0)
+        # Sizes are counted per event, and per line only for an event still
+        # under way (rare: one spanning reads), so the usual read costs no
+        # per-line bookkeeping.
+        if pending:
+            base = self._data_size if carried else 0
+            self._data_size = base + sum(len(value) + 1 for value in pending[carried:])
+        else:
+            self._data_size = 0
+        if self._data_size + self._rest_size > self._max:
+            raise self._too_large()
         return events
 
-    def _check(self, line: int) -> None:
-        if self._data_size + self._rest_size > self._max or line > self._max:
-            raise UpstreamError(
-                f"{self._what} sent a stream event larger than the limit of {self._max} bytes "
-                "(max_event_bytes)"
-            )
+    def _too_large(self) -> UpstreamError:
+        return UpstreamError(
+            f"{self._what} sent a stream event larger than the limit of {self._max} bytes "
+            "(max_event_bytes)"
+        )
 
 
 class ChunkDecoder:

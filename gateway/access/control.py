@@ -68,11 +68,14 @@ class Policy:
         self.has_rules = rules.max_messages is not None or rules.max_n is not None
 
     def max_tokens_cap(self, principal: Principal, model: Scope | None) -> int | None:
-        caps = [self.rules.max_tokens, principal.quota.max_tokens]
-        if model is not None:
-            caps.append(model.quota.max_tokens)
-        present = [cap for cap in caps if cap is not None]
-        return min(present) if present else None
+        cap = self.rules.max_tokens
+        for other in (
+            principal.quota.max_tokens,
+            None if model is None else model.quota.max_tokens,
+        ):
+            if other is not None and (cap is None or other < cap):
+                cap = other
+        return cap
 
     def enforce_rules(self, parsed: BaseModel, body: dict[str, Any], cap: int | None) -> None:
         """Request hygiene: refuse (400 naming the field) or clamp what is over a limit."""
@@ -135,9 +138,9 @@ class Grant:
     async def __aenter__(self) -> Grant:
         self._ticket = ticket = await self._limiter.acquire(self._scopes, self._cost)
         # OpenAI's headers for the caller's limits, else for the model's.
-        for scope, usage in zip(self._scopes, ticket.usages, strict=True):
-            if scope.quota.rpm is not None or scope.quota.tpm is not None:
-                self.headers = ratelimit_headers(scope.quota, usage)
+        for index, scope in enumerate(self._scopes):
+            if scope.rated:
+                self.headers = ratelimit_headers(scope, ticket.usages[index])
                 break
         return self
 
@@ -251,10 +254,16 @@ class AccessControl:
         cap = policy.max_tokens_cap(principal, model_scope)
         if policy.has_rules or cap is not None:
             policy.enforce_rules(parsed, body, cap)
-        scopes = [s for s in (principal.limit_scope, model_scope) if s is not None]
-        if not scopes:
-            return self._free
-        counted = any(scope.quota.tpm is not None for scope in scopes)
+        key_scope = principal.limit_scope
+        if key_scope is None:
+            if model_scope is None:
+                return self._free
+            scopes = [model_scope]
+        else:
+            scopes = [key_scope] if model_scope is None else [key_scope, model_scope]
+        # The prompt is counted only when a token limit will charge it (one
+        # or two scopes: the first and the last are all of them).
+        counted = scopes[0].quota.tpm is not None or scopes[-1].quota.tpm is not None
         cost = self._tokens.count_request(body) if counted else 0
         return Grant(self.limiter, scopes, cost, self._tokens)
 

@@ -14,12 +14,12 @@ keeps the same windows in Redis so several replicas share one limit.
 
 from __future__ import annotations
 
-import itertools
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from adapters.errors import RateLimitError
@@ -29,11 +29,28 @@ WINDOW_SECONDS = 60
 Refusal = Literal["requests", "tokens", "too_large", "concurrent"]
 
 
+_UNLIMITED = sys.maxsize
+
+
 @dataclass(slots=True, frozen=True)
 class Scope:
     name: str  # the counters' name: "key:team-a", "jwt:alice", "model:chat"
     label: str  # for messages: "key 'team-a'", "model 'chat'"
     quota: Quota
+    # The quota as plain ints (unset: no ceiling), so the admission check on
+    # the request path is three comparisons.
+    rpm: int = field(init=False)
+    tpm: int = field(init=False)
+    concurrent: int = field(init=False)
+    rated: bool = field(init=False)  # has an rpm or tpm (so x-ratelimit-* headers)
+
+    def __post_init__(self) -> None:
+        quota = self.quota
+        object.__setattr__(self, "rpm", _UNLIMITED if quota.rpm is None else quota.rpm)
+        object.__setattr__(self, "tpm", _UNLIMITED if quota.tpm is None else quota.tpm)
+        concurrent = quota.max_concurrent
+        object.__setattr__(self, "concurrent", _UNLIMITED if concurrent is None else concurrent)
+        object.__setattr__(self, "rated", quota.rpm is not None or quota.tpm is not None)
 
 
 @dataclass(slots=True)
@@ -51,7 +68,7 @@ class Ticket:
     """An admitted request: what to release and charge when it is done."""
 
     scopes: tuple[Scope, ...]
-    lease: str
+    lease: str  # the Redis limiter's lease id (memory needs none: "")
     cost: int  # prompt tokens charged on admission
     usages: tuple[Usage, ...]  # each scope's counters after admission (for the headers)
     issuer: Limiter
@@ -85,26 +102,38 @@ def openai_duration(seconds: float) -> str:
     return f"{round(rest, 2):g}s"
 
 
-def ratelimit_headers(quota: Quota, usage: Usage) -> dict[str, str]:
+def ratelimit_headers(scope: Scope, usage: Usage) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers for one scope (empty when it has no rate limit)."""
-    headers: dict[str, str] = {}
+    if not scope.rated:
+        return {}
     reset = openai_duration(usage.reset)
-    if quota.rpm is not None:
-        headers["x-ratelimit-limit-requests"] = str(quota.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, quota.rpm - usage.requests))
-        headers["x-ratelimit-reset-requests"] = reset
-    if quota.tpm is not None:
-        headers["x-ratelimit-limit-tokens"] = str(quota.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, quota.tpm - usage.tokens))
-        headers["x-ratelimit-reset-tokens"] = reset
-    return headers
+    rpm, tpm = scope.rpm, scope.tpm
+    if tpm == _UNLIMITED:
+        return {
+            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-remaining-requests": str(max(0, rpm - usage.requests)),
+            "x-ratelimit-reset-requests": reset,
+        }
+    headers = {
+        "x-ratelimit-limit-tokens": str(tpm),
+        "x-ratelimit-remaining-tokens": str(max(0, tpm - usage.tokens)),
+        "x-ratelimit-reset-tokens": reset,
+    }
+    if rpm == _UNLIMITED:
+        return headers
+    return {
+        "x-ratelimit-limit-requests": str(rpm),
+        "x-ratelimit-remaining-requests": str(max(0, rpm - usage.requests)),
+        "x-ratelimit-reset-requests": reset,
+        **headers,
+    }
 
 
 def refusal_error(
     scope: Scope, refusal: Refusal, usage: Usage, cost: int, retry_after: float
 ) -> RateLimitError:
     quota = scope.quota
-    headers = ratelimit_headers(quota, usage)
+    headers = ratelimit_headers(scope, usage)
     if refusal == "too_large":
         message = (
             f"Request too large for {scope.label} on tokens per minute (TPM): "
@@ -197,7 +226,6 @@ class MemoryLimiter:
 
     def __init__(self) -> None:
         self._windows: dict[str, _Window] = {}
-        self._leases = itertools.count()
         self._until_sweep = self.SWEEP_EVERY
 
     def _window(self, name: str) -> _Window:
@@ -207,22 +235,45 @@ class MemoryLimiter:
         return window
 
     def take(self, scopes: Sequence[Scope], cost: int, issuer: Limiter | None = None) -> Ticket:
+        # The request path: written flat (no helper calls unless a window
+        # slides or refuses), since every counted request comes through here.
         now = time.monotonic()
         second = int(now)
-        windows = [self._window(scope.name) for scope in scopes]
-        for scope, window in zip(scopes, windows, strict=True):
-            window.prune(second)
-            refused = window.refusal(scope.quota, cost, now)
-            if refused is not None:
-                raise refusal_error(scope, refused[0], window.usage(now), cost, refused[1])
-        for window in windows:
-            window.add(second, 1, cost)
+        cutoff = second - WINDOW_SECONDS + 1
+        windows = self._windows
+        taken = []
+        for scope in scopes:
+            window = windows.get(scope.name)
+            if window is None:
+                window = windows[scope.name] = _Window()
+            if window.slots and window.slots[0][0] < cutoff:
+                window.prune(second)
+            if (
+                window.in_flight >= scope.concurrent
+                or window.requests >= scope.rpm
+                or window.tokens + cost > scope.tpm
+            ):
+                refused = window.refusal(scope.quota, cost, now)
+                if refused is not None:
+                    raise refusal_error(scope, refused[0], window.usage(now), cost, refused[1])
+            taken.append(window)
+        usages = []
+        for window in taken:
+            slots = window.slots
+            if slots and slots[-1][0] == second:
+                slots[-1][1] += 1
+                slots[-1][2] += cost
+            else:
+                slots.append([second, 1, cost])
+            window.requests += 1
+            window.tokens += cost
             window.in_flight += 1
-        usages = tuple(window.usage(now) for window in windows)
+            reset = slots[0][0] + WINDOW_SECONDS - now
+            usages.append(Usage(window.requests, window.tokens, window.in_flight, reset))
         self._until_sweep -= 1
         if self._until_sweep <= 0:
             self._sweep(second)
-        return Ticket(tuple(scopes), str(next(self._leases)), cost, usages, issuer or self)
+        return Ticket(tuple(scopes), "", cost, tuple(usages), issuer or self)
 
     def _sweep(self, second: int) -> None:
         """Forget idle windows, so callers that come and go (JWT subjects) cost no memory."""
@@ -234,8 +285,11 @@ class MemoryLimiter:
 
     def give_back(self, ticket: Ticket, tokens: int) -> None:
         second = int(time.monotonic())
+        windows = self._windows
         for scope in ticket.scopes:
-            window = self._window(scope.name)
+            window = windows.get(scope.name)
+            if window is None:  # swept while idle: nothing of it was in flight
+                continue
             window.in_flight -= 1
             if tokens > 0:
                 window.prune(second)

@@ -104,7 +104,7 @@ def create_app(
                 router=routing.router,
                 routing=routing,
                 tokens=tokens,
-                access_log=AccessLog(make_logger(stream, name="access")),
+                access_log=AccessLog(stream),
                 log=log,
                 access=access,
                 telemetry=telemetry,

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 
 from gateway.config.observability import AuditConfig
-from gateway.observability.logs import AccessRecord
+from gateway.observability.logs import AccessRecord, UtcClock
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # Phone-like digit groups (+country, (area), separators); masked only when
@@ -39,6 +40,9 @@ PHONE = re.compile(
     r"(?<![\w+.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?"
     r"(?:\d{9,15}|\d{1,4}(?:[\s.-]\d{2,4}){1,5})(?!\w|\.\d)"
 )
+# What a default pattern needs somewhere in serialized JSON (an address's
+# "@", a phone number's digits; JSON escapes only ever add digits).
+_MAY_MATCH = re.compile(rb"[@0-9]")
 MASK = "[REDACTED]"
 _IDLE_SECONDS = 60.0  # the writer prunes old files at least this often
 FLUSH_SECONDS = 0.2  # how often the writer drains what the requests queued
@@ -96,6 +100,17 @@ class Redactor:
             value = pattern.sub(replacement, value)
         return value
 
+    def serialized(self, raw: bytes | None) -> orjson.Fragment | Any:
+        """A JSON value (``raw``) masked, for ``orjson.dumps``. With the
+        default patterns alone, JSON holding neither an ``@`` nor a digit
+        cannot hold a match: it goes out as it is, never parsed (most prompts
+        and answers; a JSON escape only adds digits, never removes one)."""
+        if raw is None:
+            return None
+        if not self._rules and (not self._defaults or _MAY_MATCH.search(raw) is None):
+            return orjson.Fragment(raw)
+        return self.value(orjson.loads(raw))
+
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
@@ -151,36 +166,90 @@ def keeps_content(data_retention: Any) -> bool:
     return str(data_retention).strip().lower() not in _KEEP_NOTHING
 
 
-def audit_entry(record: AccessRecord, at: float) -> dict[str, Any]:
-    body = record.request_body or {}
-    keep = keeps_content(record.data_retention)
-    entry = {
-        "time": datetime.fromtimestamp(at, UTC).isoformat(),
-        "request_id": record.request_id,
-        "key_name": record.key_name,
-        "path": record.path,
-        "model": record.model,
-        "target": record.target,
-        "status": record.status,
-        "error_type": record.error_type,
-        "stream": bool(body.get("stream")),
-        "prompt": _prompt(body) if keep else None,
-        "completion": _masked_again(_completions(record.completion), record.restored)
-        if keep
-        else None,
-        "prompt_tokens": record.prompt_tokens,
-        "completion_tokens": record.completion_tokens,
+@dataclass(slots=True, frozen=True)
+class Pending:
+    """One finished request as its entry needs it, taken on the request path.
+
+    The prompt is kept serialized and the completion as its texts, never the
+    request's and the answer's objects: a queue holding those (through the
+    access record) kept thousands of containers alive, which the garbage
+    collector then walked several times a second under load."""
+
+    at: float
+    request_id: str
+    key_name: str | None
+    path: str
+    model: str | None
+    target: str | None
+    status: int
+    error_type: str | None
+    stream: bool
+    prompt: bytes | None  # JSON; None when the caller's data_retention keeps nothing
+    completion: list[str] | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    data_retention: Any
+    guardrails: dict[tuple[str, str, str, str], int] | None
+    cache: str | None
+    restored: dict[str, str] | None
+
+    @classmethod
+    def take(cls, record: AccessRecord, at: float) -> Pending:
+        body = record.request_body or {}
+        retention = record.data_retention
+        prompt: bytes | None = None
+        completion: list[str] | None = None
+        if retention is None or keeps_content(retention):
+            prompt = orjson.dumps(_prompt(body), default=str)
+            completion = _completions(record.completion)
+        return cls(
+            at,
+            record.request_id,
+            record.key_name,
+            record.path,
+            record.model,
+            record.target,
+            record.status,
+            record.error_type,
+            bool(body.get("stream")),
+            prompt,
+            completion,
+            record.prompt_tokens,
+            record.completion_tokens,
+            retention,
+            record.guardrails,
+            record.cache,
+            record.restored,
+        )
+
+
+def audit_entry(pending: Pending, at: str) -> dict[str, Any]:
+    """One entry, ``at`` its ISO 8601 time; prompt (JSON) and completion not yet masked."""
+    entry: dict[str, Any] = {
+        "time": at,
+        "request_id": pending.request_id,
+        "key_name": pending.key_name,
+        "path": pending.path,
+        "model": pending.model,
+        "target": pending.target,
+        "status": pending.status,
+        "error_type": pending.error_type,
+        "stream": pending.stream,
+        "prompt": pending.prompt,
+        "completion": _masked_again(pending.completion, pending.restored),
+        "prompt_tokens": pending.prompt_tokens,
+        "completion_tokens": pending.completion_tokens,
     }
-    if record.data_retention is not None:
-        entry["data_retention"] = record.data_retention
-    if record.guardrails:
+    if pending.data_retention is not None:
+        entry["data_retention"] = pending.data_retention
+    if pending.guardrails:
         # What was found and done, never the values (the prompt holds placeholders).
         entry["guardrails"] = [
             {"guardrail": g, "stage": s, "action": a, "kind": k, "count": n}
-            for (g, s, a, k), n in record.guardrails.items()
+            for (g, s, a, k), n in pending.guardrails.items()
         ]
-    if record.cache is not None:
-        entry["cache"] = record.cache
+    if pending.cache is not None:
+        entry["cache"] = pending.cache
     return entry
 
 
@@ -190,9 +259,10 @@ class AuditLog:
         self._path = Path(config.path)
         self._lock_path = self._path.with_name(f".{self._path.name}.lock")
         self._redactor = Redactor(config.redact, config.redact_defaults)
+        self._clock = UtcClock("+00:00")  # as datetime.isoformat writes UTC
         self._log = log
         # deque.append and popleft are atomic: the request path takes no lock.
-        self._queue: deque[tuple[float, AccessRecord]] = deque()
+        self._queue: deque[Pending] = deque()
         self._closing = threading.Event()
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
@@ -211,7 +281,7 @@ class AuditLog:
             if self.dropped % 1000 == 1:
                 self._log.error("audit.dropped", path=str(self._path), dropped=self.dropped)
             return
-        self._queue.append((time.time(), record))
+        self._queue.append(Pending.take(record, time.time()))
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""
@@ -240,16 +310,19 @@ class AuditLog:
         if self._fd is not None:
             os.close(self._fd)
 
-    def _drain(self) -> list[tuple[float, AccessRecord]]:
+    def _drain(self) -> list[Pending]:
         queued = self._queue
         return [queued.popleft() for _ in range(len(queued))]
 
-    def _lines(self, batch: list[tuple[float, AccessRecord]]) -> Iterator[bytes]:
-        for at, record in batch:
-            entry = audit_entry(record, at)
-            for key in ("prompt", "completion"):
-                entry[key] = self._redactor.value(entry[key])
-            yield orjson.dumps(entry, default=str) + b"\n"
+    def _lines(self, batch: list[Pending]) -> Iterator[bytes]:
+        clock, redactor = self._clock, self._redactor
+        for pending in batch:
+            entry = audit_entry(pending, clock.iso(pending.at))
+            entry["prompt"] = redactor.serialized(entry["prompt"])
+            completion = entry["completion"]
+            if completion is not None:
+                entry["completion"] = redactor.serialized(orjson.dumps(completion))
+            yield orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
     def _append(self, lines: list[bytes]) -> None:
         """Write the lines, rotating whenever the next one would not fit (a

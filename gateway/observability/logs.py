@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import IO, Any
 
 import orjson
 import structlog
@@ -87,27 +88,66 @@ class AccessRecord:
     tokens_saved: int | None = None  # a hit's cached usage
 
 
-class AccessLog:
-    """One JSON line per request through a structlog logger of its own."""
+class UtcClock:
+    """ISO 8601 times in UTC with microseconds; the date and the time of day
+    are formatted once per second, the rest is one integer format."""
 
-    def __init__(self, logger: Any) -> None:
-        self._logger = logger
+    __slots__ = ("_prefix", "_second", "_suffix")
+
+    def __init__(self, suffix: str = "Z") -> None:
+        self._suffix = suffix  # "Z" as structlog writes it, or "+00:00" as datetime does
+        self._second = -1
+        self._prefix = ""
+
+    def iso(self, at: float) -> str:
+        second, micro = divmod(round(at * 1_000_000), 1_000_000)  # rounded as datetime does
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{micro:06d}{self._suffix}"
+
+
+class AccessLog:
+    """One JSON line per request, with the same keys as the gateway's other
+    log lines (``logger``, ``event``, ``level``, ``timestamp``).
+
+    It runs for every request, so it skips structlog's processor chain: the
+    line is built and serialized in one step and written at once (one write,
+    nothing buffered in the process). On a terminal the lines go through
+    structlog's console renderer instead, for people reading them."""
+
+    def __init__(self, stream: IO[Any] | None = None) -> None:
+        stream = stream or sys.stderr
+        self._console = make_logger(stream, name="access") if stream.isatty() else None
+        self._out: IO[bytes] = stream.buffer if hasattr(stream, "buffer") else stream
+        self._clock = UtcClock()
 
     def write(self, record: AccessRecord) -> None:
-        self._logger.info(
-            "access",
-            request_id=record.request_id,
-            method=record.method,
-            path=record.path,
-            status=record.status,
-            latency_ms=round((time.perf_counter() - record.started) * 1000, 3),
-            model=record.model,
-            target=record.target,
-            ttft_ms=None if record.ttft is None else round(record.ttft * 1000, 3),
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            key_name=record.key_name,
-            error_type=record.error_type,
-            cache=record.cache,
-            failover=record.failover,
-        )
+        fields = {
+            "request_id": record.request_id,
+            "method": record.method,
+            "path": record.path,
+            "status": record.status,
+            "latency_ms": round((time.perf_counter() - record.started) * 1000, 3),
+            "model": record.model,
+            "target": record.target,
+            "ttft_ms": None if record.ttft is None else round(record.ttft * 1000, 3),
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "key_name": record.key_name,
+            "error_type": record.error_type,
+            "cache": record.cache,
+            "failover": record.failover,
+        }
+        if self._console is not None:
+            self._console.info("access", **fields)
+            return
+        line = {
+            "logger": "access",
+            **fields,
+            "event": "access",
+            "level": "info",
+            "timestamp": self._clock.iso(time.time()),
+        }
+        self._out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+        self._out.flush()

@@ -1,7 +1,8 @@
 """Workloads (k) and (l): what the guardrails and the response cache cost.
 
 (k) the ``pii`` guardrail on input and output, against the same gateway
-    without it: added latency at concurrency 1 and requests/s at 64. The
+    without it: added latency at concurrency 1, and requests/s at 64 in
+    alternating rounds of the two (``paired.py``). The
     prompt holds an e-mail address and a phone number, so every request
     masks two values and restores them; the answer is scanned too.
 (l) a cache hit: the same temperature-0 request again and again at
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.benchmarks.loads import CHAT, Sizes, send
+from tests.benchmarks.paired import alternate, describe, paired_metrics
 from tests.benchmarks.subjects import Subject
 from tests.benchmarks.workloads import Metric, WorkloadResult
 
@@ -39,43 +41,39 @@ def _stopped(subject: Subject) -> None:
 
 
 def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> WorkloadResult:
+    """Latency at concurrency 1 (each gateway once), then requests/s in
+    alternating rounds of the two gateways (``paired.py``)."""
     result = WorkloadResult("k", "pii guardrail on input and output, non-streaming", {})
-    result.load = {"latency": sizes.latency.describe(), "throughput": sizes.throughput.describe()}
-    runs: dict[str, dict[str, dict[str, Any]]] = {"latency": {}, "throughput": {}}
-    runs["latency"]["direct"] = send(direct, sizes.latency, PII_CHAT)
-    runs["throughput"]["direct"] = send(direct, sizes.throughput, PII_CHAT)
-    for label, features in (("without", None), ("with", with_pii)):
-        subject = start(f"gateway-{label}-pii", features)
-        print(f"  (k) gateway {label} the pii guardrail ...", flush=True)
-        try:
-            runs["latency"][label] = send(subject, sizes.latency, PII_CHAT)
-            runs["throughput"][label] = send(subject, sizes.throughput, PII_CHAT)
-        finally:
-            _stopped(subject)
-    latency, rate = runs["latency"], runs["throughput"]
+    result.load = {
+        "latency": sizes.latency.describe(),
+        "throughput": {**sizes.paired.describe(), "rounds": sizes.paired_rounds},
+    }
+    latency = {"direct": send(direct, sizes.latency, PII_CHAT)}
+    without, with_ = start("gateway-without-pii", None), start("gateway-with-pii", with_pii)
+    try:
+        for label, subject in (("without", without), ("with", with_)):
+            print(f"  (k) latency, gateway {label} the pii guardrail ...", flush=True)
+            latency[label] = send(subject, sizes.latency, PII_CHAT)
+        print(f"  (k) requests/s, {sizes.paired_rounds} alternating rounds ...", flush=True)
+        pairs = alternate(without, with_, sizes.paired, PII_CHAT, sizes.paired_rounds)
+    finally:
+        _stopped(without)
+        _stopped(with_)
     p50 = {name: run["latency_ms"]["p50"] for name, run in latency.items()}
-    per_second = {name: run["per_second"] for name, run in rate.items()}
     for label in ("without", "with"):
-        title = f"{label} the pii guardrail"
         values = {"direct": p50["direct"], "gateway": p50[label]}
-        result.metrics.append(Metric(f"latency p50, {title}", "ms", "added", values))
-        values = {"direct": per_second["direct"], "gateway": per_second[label]}
-        result.metrics.append(Metric(f"requests/s, {title}", "req/s", "ratio", values))
+        result.metrics.append(
+            Metric(f"latency p50, {label} the pii guardrail", "ms", "added", values)
+        )
     added = round(p50["with"] - p50["without"], 3)
-    share = round(100.0 * per_second["with"] / per_second["without"], 1)
     result.metrics.append(Metric("pii guardrail's added p50", "ms", "absolute", {"gateway": added}))
-    result.metrics.append(Metric("requests/s with vs without", "%", "absolute", {"gateway": share}))
-    # The gateway's own CPU per request: what the guardrail costs even when
-    # other processes share the machine and the latencies above wander.
-    cpu = {label: rate[label].get("subject_cpu_ms_per_request") for label in ("without", "with")}
-    for label, value in cpu.items():
-        name = f"CPU per request, {label} the pii guardrail"
-        result.metrics.append(Metric(name, "ms", "absolute", {"gateway": value}))
-    if cpu["with"] is not None and cpu["without"] is not None:
-        extra = round(1000.0 * (cpu["with"] - cpu["without"]), 1)
-        added_cpu = Metric("CPU the guardrail adds", "µs", "absolute", {"gateway": extra})
-        result.metrics.append(added_cpu)
-    result.runs = {f"{k}-{n}": run for k, by in runs.items() for n, run in by.items()}
+    labels = ("without pii", "with pii")
+    result.metrics += paired_metrics(pairs, "requests/s", "req/s", "request", labels)
+    result.notes.append(describe(pairs, ("without", "with")))
+    result.runs = {f"latency-{name}": run for name, run in latency.items()}
+    for index, (a, b) in enumerate(pairs):
+        result.runs[f"round-{index}-without"] = a
+        result.runs[f"round-{index}-with"] = b
     return result
 
 

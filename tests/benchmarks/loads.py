@@ -57,6 +57,8 @@ class Sizes:
     engine_plain: Load
     engine_max_tokens: int
     engine_cycles: int  # A-B-B-A cycles per subject pair
+    paired: Load  # one round of a paired comparison ((k), (m): ``paired.py``)
+    paired_rounds: int
 
 
 def engine_load(concurrency: int, duration: float, warmup_seconds: float) -> Load:
@@ -88,6 +90,8 @@ FULL = Sizes(
     engine_plain=engine_load(32, duration=10.0, warmup_seconds=3.0),
     engine_max_tokens=128,
     engine_cycles=2,
+    paired=Load(concurrency=64, duration=5.0, warmup_seconds=1.0),
+    paired_rounds=8,
 )
 
 SMOKE = Sizes(
@@ -101,6 +105,8 @@ SMOKE = Sizes(
     engine_plain=engine_load(8, duration=3.0, warmup_seconds=2.0),
     engine_max_tokens=32,
     engine_cycles=1,
+    paired=Load(concurrency=16, duration=0.5, warmup_seconds=0.2),
+    paired_rounds=2,
 )
 
 

@@ -10,6 +10,8 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
       as a model would: CPU per chunk when nothing can be batched
   (k) the pii guardrail on input and output, against the gateway without it
   (l) a cache hit's latency, against the upstream answering directly
+  (m) "as deployed" against plain, non-streaming and streaming, in
+      alternating rounds (the ratio the README's goal is stated in)
   (d) soak, 100,000 requests: gateway RSS along the way
   (e) startup: process start to /health ready, no engines
   (h) serve --workers 1 vs 2, unpinned: what a second worker adds
@@ -42,6 +44,7 @@ from tests.benchmarks.engine import through_engine
 from tests.benchmarks.feature_workloads import cache_hit, pii_overhead
 from tests.benchmarks.loads import FULL, SMOKE, Sizes
 from tests.benchmarks.mock_upstream import MODEL as MOCK_MODEL
+from tests.benchmarks.paired import deployed_vs_plain
 from tests.benchmarks.procs import Server
 from tests.benchmarks.responses import rebuild_from_redis, responses_overhead
 from tests.benchmarks.subjects import (
@@ -64,7 +67,7 @@ from tests.benchmarks.workloads import (
     throughput,
 )
 
-WORKLOADS = "abcgikldehjf"  # run in this order: the steady ones against one mock first
+WORKLOADS = "abcgiklmdehjf"  # run in this order: the steady ones against one mock first
 SMOKE_WORKLOADS = "abcgeh"
 # (upstream base url, upstream model, log dir) -> a started subject
 Starter = Callable[[str, str, Path], Subject]
@@ -108,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_against_mock(
     workloads: list[str], subjects: list[str], sizes: Sizes, logs: Path
 ) -> list[WorkloadResult]:
-    """(a)-(e) and (g)-(l): every subject in front of the same mock upstream."""
+    """(a)-(e) and (g)-(m): every subject in front of the same mock upstream."""
     results: list[WorkloadResult] = []
     mock = start_mock(logs)
     upstream = mock.url + "/v1"
@@ -122,6 +125,9 @@ def run_against_mock(
             results += _steady_workloads(steady, mock, [starter(s) for s in subjects], sizes)
         if "k" in workloads or "l" in workloads:
             results += _feature_workloads(workloads, mock, upstream, sizes, logs)
+        if "m" in workloads:
+            print("(m) as deployed vs plain", flush=True)
+            results.append(deployed_vs_plain(starter("plain"), starter("deployed"), sizes))
         if "d" in workloads:
             print("(d) soak", flush=True)
             results.append(soak(starter("gateway"), sizes))

@@ -141,3 +141,23 @@ def test_data_lines_of_one_event_count_together_against_the_limit() -> None:
     assert events.feed(b"data: " + b"a" * 600 + b"\n") == []
     with pytest.raises(UpstreamError, match="larger than the limit of 1000 bytes"):
         events.feed(b"data: " + b"b" * 600 + b"\n")
+
+
+def test_an_event_over_the_limit_is_refused_even_when_it_arrives_whole() -> None:
+    events = SSEEvents(max_event_bytes=1000, what="upstream u")
+    assert events.feed(b"data: " + b"a" * 1000 + b"\n\n") == [b"a" * 1000]  # at the limit
+    with pytest.raises(UpstreamError, match="larger than the limit of 1000 bytes"):
+        events.feed(b"data: ok\n\ndata: " + b"a" * 600 + b"\ndata: " + b"b" * 600 + b"\n\n")
+
+
+def test_an_event_spanning_many_reads_counts_every_line_once() -> None:
+    events = SSEEvents(max_event_bytes=1000, what="upstream u")
+    for _ in range(9):  # 9 x (100 + 1 newline) = 909 bytes of one event, in 9 reads
+        assert events.feed(b"data: " + b"c" * 100 + b"\n") == []
+    assert events.feed(b"data: " + b"d" * 50 + b"\n\n") == [
+        b"\n".join([b"c" * 100] * 9 + [b"d" * 50])
+    ]
+    for _ in range(9):
+        events.feed(b"data: " + b"c" * 100 + b"\n")
+    with pytest.raises(UpstreamError, match="max_event_bytes"):
+        events.feed(b"data: " + b"d" * 100 + b"\n")

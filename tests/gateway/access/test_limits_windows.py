@@ -48,7 +48,9 @@ def test_headers_and_durations_read_like_openai() -> None:
         "1m0s",
         "2m5s",
     ]
-    headers = ratelimit_headers(Quota(rpm=10, tpm=100), Usage(4, 120, 1, 0.5))
+    headers = ratelimit_headers(
+        Scope("key:a", "key 'a'", Quota(rpm=10, tpm=100)), Usage(4, 120, 1, 0.5)
+    )
     assert headers == {
         "x-ratelimit-limit-requests": "10",
         "x-ratelimit-remaining-requests": "6",
@@ -57,7 +59,19 @@ def test_headers_and_durations_read_like_openai() -> None:
         "x-ratelimit-remaining-tokens": "0",
         "x-ratelimit-reset-tokens": "500ms",
     }
-    assert ratelimit_headers(Quota(max_concurrent=2), Usage()) == {}
+    assert ratelimit_headers(Scope("key:b", "key 'b'", Quota(max_concurrent=2)), Usage()) == {}
+    only_rpm = ratelimit_headers(Scope("key:c", "key 'c'", Quota(rpm=5)), Usage(1, 0, 0, 2))
+    assert only_rpm == {
+        "x-ratelimit-limit-requests": "5",
+        "x-ratelimit-remaining-requests": "4",
+        "x-ratelimit-reset-requests": "2s",
+    }
+    only_tpm = ratelimit_headers(Scope("key:d", "key 'd'", Quota(tpm=50)), Usage(1, 60, 0, 0.25))
+    assert only_tpm == {
+        "x-ratelimit-limit-tokens": "50",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "250ms",
+    }
 
 
 async def test_redis_window_drops_old_slots_and_dead_leases(redis_server: RedisServer) -> None:

@@ -35,6 +35,45 @@ def test_default_and_configured_patterns_are_masked() -> None:
     assert Redactor([], defaults=False).text(PRIVATE) == PRIVATE
 
 
+@pytest.mark.parametrize(
+    ("value", "rules", "expected"),
+    [
+        # Neither "@" nor a digit: the JSON goes out as it came, never parsed.
+        (
+            [{"role": "user", "content": "Say hello."}],
+            [],
+            [{"role": "user", "content": "Say hello."}],
+        ),
+        (["mail jane@example.com"], [], ["mail [EMAIL]"]),
+        (["tel 555-123-4567"], [], ["tel [PHONE]"]),
+        # A configured pattern can match anything: always parsed and walked.
+        (["key sk-abc"], [r"sk-[a-z]+"], ["key [REDACTED]"]),
+        (None, [], None),
+    ],
+)
+def test_serialized_values_are_masked_as_walked_ones_are(
+    value: Any, rules: list[str], expected: Any
+) -> None:
+    redactor = Redactor(rules)
+    raw = None if value is None else orjson.dumps(value)
+    assert orjson.loads(orjson.dumps({"v": redactor.serialized(raw)}))["v"] == expected
+
+
+def test_an_entry_holds_the_request_as_it_was_when_it_finished(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog(AuditConfig(path=str(path)), make_logger(io.BytesIO()))
+    audit.start()
+    record = _record(1, "first words")
+    audit.write(record)
+    # The queue keeps its own serialized copy, not the request's objects.
+    assert record.request_body is not None
+    record.request_body["messages"][0]["content"] = "changed later"
+    audit.close()
+    [entry] = _entries([path])
+    assert entry["prompt"] == [{"role": "user", "content": "first words"}]
+    assert entry["completion"] == ["ok first words"]
+
+
 def _record(n: int, text: str) -> AccessRecord:
     record = AccessRecord(f"req-{n}", "POST", "/v1/chat/completions", time.perf_counter())
     record.model, record.target, record.status = "chat", "up/m", 200
