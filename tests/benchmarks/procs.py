@@ -52,6 +52,7 @@ class Server:
         port: int,
         log_dir: Path,
         env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.port = port
@@ -61,7 +62,7 @@ class Server:
             self.launched = time.perf_counter()
             self.proc = subprocess.Popen(
                 list(args),
-                cwd=ROOT,
+                cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
