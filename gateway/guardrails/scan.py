@@ -51,7 +51,7 @@ class Rule:
         return cls(label, whole, regex.compile(pattern, flags), wanted, reach, valid)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every candidate: not frozen, whose __init__ is slower
 class Span:
     start: int
     end: int

@@ -166,7 +166,7 @@ def keeps_content(data_retention: Any) -> bool:
     return str(data_retention).strip().lower() not in _KEEP_NOTHING
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower
 class Pending:
     """One finished request as its entry needs it, taken on the request path.
 
