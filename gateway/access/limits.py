@@ -106,27 +106,17 @@ def ratelimit_headers(scope: Scope, usage: Usage) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers for one scope (empty when it has no rate limit)."""
     if not scope.rated:
         return {}
+    headers: dict[str, str] = {}
     reset = openai_duration(usage.reset)
-    rpm, tpm = scope.rpm, scope.tpm
-    if tpm == _UNLIMITED:
-        return {
-            "x-ratelimit-limit-requests": str(rpm),
-            "x-ratelimit-remaining-requests": str(max(0, rpm - usage.requests)),
-            "x-ratelimit-reset-requests": reset,
-        }
-    headers = {
-        "x-ratelimit-limit-tokens": str(tpm),
-        "x-ratelimit-remaining-tokens": str(max(0, tpm - usage.tokens)),
-        "x-ratelimit-reset-tokens": reset,
-    }
-    if rpm == _UNLIMITED:
-        return headers
-    return {
-        "x-ratelimit-limit-requests": str(rpm),
-        "x-ratelimit-remaining-requests": str(max(0, rpm - usage.requests)),
-        "x-ratelimit-reset-requests": reset,
-        **headers,
-    }
+    if scope.rpm != _UNLIMITED:
+        headers["x-ratelimit-limit-requests"] = str(scope.rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, scope.rpm - usage.requests))
+        headers["x-ratelimit-reset-requests"] = reset
+    if scope.tpm != _UNLIMITED:
+        headers["x-ratelimit-limit-tokens"] = str(scope.tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, scope.tpm - usage.tokens))
+        headers["x-ratelimit-reset-tokens"] = reset
+    return headers
 
 
 def refusal_error(

@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -166,91 +165,48 @@ def keeps_content(data_retention: Any) -> bool:
     return str(data_retention).strip().lower() not in _KEEP_NOTHING
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower
-class Pending:
-    """One finished request as its entry needs it, taken on the request path.
+def audit_entry(record: AccessRecord) -> dict[str, Any]:
+    """One finished request's entry, taken on the request path: no time yet,
+    the prompt serialized and the completion as its texts, both not yet masked.
 
-    The prompt is kept serialized and the completion as its texts, never the
-    request's and the answer's objects: a queue holding those (through the
-    access record) kept thousands of containers alive, which the garbage
-    collector then walked several times a second under load."""
-
-    at: float
-    request_id: str
-    key_name: str | None
-    path: str
-    model: str | None
-    target: str | None
-    status: int
-    error_type: str | None
-    stream: bool
-    prompt: bytes | None  # JSON; None when the caller's data_retention keeps nothing
-    completion: list[str] | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    data_retention: Any
-    guardrails: dict[tuple[str, str, str, str], int] | None
-    cache: str | None
-    restored: dict[str, str] | None
-
-    @classmethod
-    def take(cls, record: AccessRecord, at: float) -> Pending:
-        body = record.request_body or {}
-        retention = record.data_retention
-        prompt: bytes | None = None
-        completion: list[str] | None = None
-        if retention is None or keeps_content(retention):
-            prompt = orjson.dumps(_prompt(body), default=str)
-            completion = _completions(record.completion)
-        return cls(
-            at,
-            record.request_id,
-            record.key_name,
-            record.path,
-            record.model,
-            record.target,
-            record.status,
-            record.error_type,
-            bool(body.get("stream")),
-            prompt,
-            completion,
-            record.prompt_tokens,
-            record.completion_tokens,
-            retention,
-            record.guardrails,
-            record.cache,
-            record.restored,
-        )
-
-
-def audit_entry(pending: Pending, at: str) -> dict[str, Any]:
-    """One entry, ``at`` its ISO 8601 time; prompt (JSON) and completion not yet masked."""
+    The entry holds no object of the request's or the answer's: a queue
+    holding those (through the access record) kept thousands of containers
+    alive, which the garbage collector then walked several times a second
+    under load."""
+    body = record.request_body or {}
+    retention = record.data_retention
+    keep = retention is None or keeps_content(retention)
     entry: dict[str, Any] = {
-        "time": at,
-        "request_id": pending.request_id,
-        "key_name": pending.key_name,
-        "path": pending.path,
-        "model": pending.model,
-        "target": pending.target,
-        "status": pending.status,
-        "error_type": pending.error_type,
-        "stream": pending.stream,
-        "prompt": pending.prompt,
-        "completion": _masked_again(pending.completion, pending.restored),
-        "prompt_tokens": pending.prompt_tokens,
-        "completion_tokens": pending.completion_tokens,
+        "time": None,
+        "request_id": record.request_id,
+        "key_name": record.key_name,
+        "path": record.path,
+        "model": record.model,
+        "target": record.target,
+        "status": record.status,
+        "error_type": record.error_type,
+        "stream": bool(body.get("stream")),
+        "prompt": orjson.dumps(_prompt(body), default=str) if keep else None,
+        "completion": _completions(record.completion) if keep else None,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
     }
-    if pending.data_retention is not None:
-        entry["data_retention"] = pending.data_retention
-    if pending.guardrails:
+    if retention is not None:
+        entry["data_retention"] = retention
+    if record.guardrails:
         # What was found and done, never the values (the prompt holds placeholders).
         entry["guardrails"] = [
             {"guardrail": g, "stage": s, "action": a, "kind": k, "count": n}
-            for (g, s, a, k), n in pending.guardrails.items()
+            for (g, s, a, k), n in record.guardrails.items()
         ]
-    if pending.cache is not None:
-        entry["cache"] = pending.cache
+    if record.cache is not None:
+        entry["cache"] = record.cache
     return entry
+
+
+# A queued entry: when the request ended, its entry, and the values restored
+# for the caller (masked again in the completion, never written).
+Pending = tuple[float, dict[str, Any], dict[str, str] | None]
 
 
 class AuditLog:
@@ -281,7 +237,7 @@ class AuditLog:
             if self.dropped % 1000 == 1:
                 self._log.error("audit.dropped", path=str(self._path), dropped=self.dropped)
             return
-        self._queue.append(Pending.take(record, time.time()))
+        self._queue.append((time.time(), audit_entry(record), record.restored))
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""
@@ -316,10 +272,10 @@ class AuditLog:
 
     def _lines(self, batch: list[Pending]) -> Iterator[bytes]:
         clock, redactor = self._clock, self._redactor
-        for pending in batch:
-            entry = audit_entry(pending, clock.iso(pending.at))
+        for at, entry, restored in batch:
+            entry["time"] = clock.iso(at)
             entry["prompt"] = redactor.serialized(entry["prompt"])
-            completion = entry["completion"]
+            completion = _masked_again(entry["completion"], restored)
             if completion is not None:
                 entry["completion"] = redactor.serialized(orjson.dumps(completion))
             yield orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
