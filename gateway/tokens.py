@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,22 @@ class TokenCounter:
             tally.add(text)
         return tally.total()
 
-    def count_messages(self, messages: Iterable[dict[str, Any]]) -> int:
+    def count_messages(self, messages: Sequence[dict[str, Any]]) -> int:
+        # Most prompts: a few plain-text messages, each one encoder call, with
+        # nothing for ``Tally`` to cut or estimate.
+        total = TOKENS_PER_REPLY
+        chars = 0
+        for message in messages:
+            content = message.get("content")
+            if type(content) is not str or "tool_calls" in message:
+                return self._count_messages_tallied(messages)
+            chars += len(content)
+            if len(content) > SEGMENT_CHARS or chars > EXACT_CHARS:
+                return self._count_messages_tallied(messages)
+            total += TOKENS_PER_MESSAGE + (self._count_piece(content) if content else 0)
+        return total
+
+    def _count_messages_tallied(self, messages: Iterable[dict[str, Any]]) -> int:
         tally = Tally(self._count_piece)
         framing = TOKENS_PER_REPLY
         for message in messages:

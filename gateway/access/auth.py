@@ -150,14 +150,13 @@ def key_principal(key: ApiKeyConfig | AdminKeyConfig) -> Principal:
     )
 
 
-def presented_credential(headers: Mapping[str, str]) -> str | None:
-    """The key or token from ``Authorization: Bearer ...`` or ``x-api-key``."""
-    authorization = headers.get("Authorization")
+def bearer_credential(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header value."""
     if authorization:
         scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() == "bearer" and credential.strip():
-            return credential.strip()
-    return headers.get("x-api-key") or None
+        if scheme.lower() == "bearer":
+            return credential.strip() or None
+    return None
 
 
 class JwtVerifier:
@@ -279,8 +278,8 @@ class Authenticator:
             self.jwt = JwtVerifier(auth.jwt, base_dir)
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        credential = presented_credential(headers)
-        if credential is None:
+        credential = bearer_credential(headers.get("Authorization")) or headers.get("x-api-key")
+        if not credential:
             if self.open:
                 return self.anonymous
             raise AuthenticationError(MISSING_KEY)

@@ -43,9 +43,14 @@ class Scope:
     tpm: int = field(init=False)
     concurrent: int = field(init=False)
     rated: bool = field(init=False)  # has an rpm or tpm (so x-ratelimit-* headers)
+    # The x-ratelimit-limit-* values ("": no such limit).
+    rpm_text: str = field(init=False)
+    tpm_text: str = field(init=False)
 
     def __post_init__(self) -> None:
         quota = self.quota
+        object.__setattr__(self, "rpm_text", "" if quota.rpm is None else str(quota.rpm))
+        object.__setattr__(self, "tpm_text", "" if quota.tpm is None else str(quota.tpm))
         object.__setattr__(self, "rpm", _UNLIMITED if quota.rpm is None else quota.rpm)
         object.__setattr__(self, "tpm", _UNLIMITED if quota.tpm is None else quota.tpm)
         concurrent = quota.max_concurrent
@@ -93,13 +98,19 @@ class Limiter(Protocol):
 
 def openai_duration(seconds: float) -> str:
     """Durations as OpenAI writes them in x-ratelimit-reset-*: 120ms, 19.5s, 1m0s."""
-    seconds = max(0.0, seconds)
     if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    minutes, rest = divmod(seconds, 60)
-    if minutes:
+        return f"{round(seconds * 1000) if seconds > 0 else 0}ms"
+    if seconds >= 60:
+        minutes, rest = divmod(seconds, 60)
         return f"{int(minutes)}m{round(rest)}s"
-    return f"{round(rest, 2):g}s"
+    # Whole hundredths in integers: round(x, 2) and :g cost a float-to-text
+    # conversion each, on every rated request.
+    whole, hundredths = divmod(round(seconds * 100), 100)
+    if not hundredths:
+        return f"{whole}s"
+    if hundredths % 10:
+        return f"{whole}.{hundredths:02d}s"
+    return f"{whole}.{hundredths // 10}s"
 
 
 def ratelimit_headers(scope: Scope, usage: Usage) -> dict[str, str]:
@@ -108,13 +119,15 @@ def ratelimit_headers(scope: Scope, usage: Usage) -> dict[str, str]:
         return {}
     headers: dict[str, str] = {}
     reset = openai_duration(usage.reset)
-    if scope.rpm != _UNLIMITED:
-        headers["x-ratelimit-limit-requests"] = str(scope.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, scope.rpm - usage.requests))
+    if scope.rpm_text:
+        left = scope.rpm - usage.requests
+        headers["x-ratelimit-limit-requests"] = scope.rpm_text
+        headers["x-ratelimit-remaining-requests"] = str(left) if left > 0 else "0"
         headers["x-ratelimit-reset-requests"] = reset
-    if scope.tpm != _UNLIMITED:
-        headers["x-ratelimit-limit-tokens"] = str(scope.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, scope.tpm - usage.tokens))
+    if scope.tpm_text:
+        left = scope.tpm - usage.tokens
+        headers["x-ratelimit-limit-tokens"] = scope.tpm_text
+        headers["x-ratelimit-remaining-tokens"] = str(left) if left > 0 else "0"
         headers["x-ratelimit-reset-tokens"] = reset
     return headers
 
@@ -274,7 +287,9 @@ class MemoryLimiter:
                 del self._windows[name]
 
     def give_back(self, ticket: Ticket, tokens: int) -> None:
+        # Flat, as ``take`` is: this runs once per counted request too.
         second = int(time.monotonic())
+        cutoff = second - WINDOW_SECONDS + 1
         windows = self._windows
         for scope in ticket.scopes:
             window = windows.get(scope.name)
@@ -282,8 +297,14 @@ class MemoryLimiter:
                 continue
             window.in_flight -= 1
             if tokens > 0:
-                window.prune(second)
-                window.add(second, 0, tokens)
+                slots = window.slots
+                if slots and slots[0][0] < cutoff:
+                    window.prune(second)
+                if slots and slots[-1][0] == second:
+                    slots[-1][2] += tokens
+                else:
+                    slots.append([second, 0, tokens])
+                window.tokens += tokens
 
     def peek(self, scope: str) -> Usage:
         now = time.monotonic()

@@ -178,10 +178,13 @@ class Exchange:
     async def finish_result(self, result: Body) -> Body:
         """A fresh answer: output guardrails, kept in the cache, values restored."""
         guard, checked = self.guard, self.checked
+        if self.cache is None or self.lookup is None:
+            if guard is not None and checked is not None:
+                guard.check_and_restore(result, checked)
+            return result
         if guard is not None and checked is not None:
             guard.check_result(result, checked)
-        if self.cache is not None and self.lookup is not None:
-            await self.cache.store_answer(self.lookup, orjson.dumps(result))
+        await self.cache.store_answer(self.lookup, orjson.dumps(result))
         if guard is not None and checked is not None:
             guard.restore_result(result, checked)
         return result

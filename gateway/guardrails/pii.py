@@ -43,8 +43,17 @@ def iban_valid(candidate: str) -> bool:
     return int(number) % 97 == 1
 
 
-def _digits(text: str) -> str:
-    return "".join(char for char in text if char.isdigit())
+def _digits(number: str) -> str:
+    """The digits of a card or phone candidate: its patterns let nothing else
+    in but ``+() .-`` (str.replace is the fastest way to drop six characters)."""
+    return (
+        number.replace(" ", "")
+        .replace("-", "")
+        .replace(".", "")
+        .replace("(", "")
+        .replace(")", "")
+        .replace("+", "")
+    )
 
 
 def card_valid(candidate: str) -> bool:
@@ -53,11 +62,11 @@ def card_valid(candidate: str) -> bool:
 
 
 def phone_valid(candidate: str) -> bool:
-    count = len(_digits(candidate))
+    digits = _digits(candidate)
     # An international prefix or an area code in brackets says "phone" even when short.
     if candidate.startswith(("+", "(")):
-        return 7 <= count <= 15
-    return 9 <= count <= 15 and not card_valid(candidate)
+        return 7 <= len(digits) <= 15
+    return 9 <= len(digits) <= 15 and not (len(digits) >= 13 and luhn_valid(digits))
 
 
 def ip_valid(candidate: str) -> bool:
@@ -85,7 +94,9 @@ class Detector:
     Every match holds ``needs`` starting at most ``reach`` characters after the
     match's own start, so a pattern is only searched for from just before an
     occurrence of it: an ``@`` or a few digits are found at C speed, and most
-    texts never run most patterns.
+    texts never run most patterns. A ``needs`` led by a digit is searched for
+    from the text's first digit; with ``spaceless``, from the last space
+    before it.
     """
 
     label: str  # placeholder prefix: [EMAIL_1]
@@ -93,19 +104,22 @@ class Detector:
     needs: str
     reach: int = 0
     valid: Callable[[str], bool] | None = None
+    spaceless: bool = False  # no match holds a space (so none starts before one)
 
 
 _HINT_CHARS = re.compile(r"[\d@:_-]")
-_HINT_WORDS = ("AKIA", "AIza", "eyJ")
 
 
 def may_hold_pii(text: str, start: int = 0) -> bool:
     """False when ``text[start:]`` cannot hold a finding of any kind: every
     kind needs a digit, ``@``, ``:``, ``_`` or ``-``, or starts with one of
     three literals (most answers and much prose fail this at C speed)."""
-    if _HINT_CHARS.search(text, start) is not None:
-        return True
-    return any(word in text for word in _HINT_WORDS)
+    return (
+        _HINT_CHARS.search(text, start) is not None
+        or "AKIA" in text
+        or "AIza" in text
+        or "eyJ" in text
+    )
 
 
 # Numbers start where a run of digit groups starts, never inside one.
@@ -122,9 +136,10 @@ _SECRET = (
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # a JWT
     r")(?![\w-])"
 )
-_SECRET_STARTS = (
-    r"sk-|(?:sk|rk|pk)_(?:live|test)_|AKIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AIza|eyJ"
-)
+# Each alternative starts with a literal character, so ``re`` skips ahead to
+# the characters that can start one instead of trying every alternative at
+# every position (three times faster on prose).
+_SECRET_STARTS = r"sk-|sk_|rk_|pk_|AKIA|AIza|eyJ|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
 _IP_END = r"(?![\w:]|\.\d)"
 
 DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
@@ -136,13 +151,15 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             r"\.[A-Za-z]{2,24}(?![\w-])",
             "@",
             reach=64,
+            spaceless=True,
         ),
     ),
     "iban": (
         Detector(
             "IBAN",
             r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![\w])",
-            r"[A-Z]{2}\d\d",
+            r"\d\d(?<=[A-Z]{2}\d\d)",  # led by the digits: twice as fast to search as [A-Z]
+            reach=2,
             valid=iban_valid,
         ),
     ),
@@ -166,7 +183,10 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
     "credit_card": (
         Detector(
             "CREDIT_CARD",
-            _NOT_IN_WORD + r"\d{4}(?:[ -]?\d{3,4}){2,3}(?:[ -]?\d{1,4})?(?![\w]|[.,]\d)",
+            # _NOT_IN_WORD checked after the first digit, whose lookbehinds now
+            # span it: led by a digit, the pattern is only tried at digits.
+            r"\d(?<![\w@.+-]\d)(?<!\d[ .-]\d)\d{3}(?:[ -]?\d{3,4}){2,3}(?:[ -]?\d{1,4})?"
+            r"(?![\w]|[.,]\d)",
             r"\d{4}",
             valid=card_valid,
         ),

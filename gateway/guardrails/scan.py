@@ -3,7 +3,11 @@ replace them.
 
 A ``Scanner`` runs a few rules (a pattern, a cheap pre-check, a validator) in
 one left-to-right scan: the earliest match (then the longest) is taken, and
-the scan goes on after it. On a
+the scan goes on after it. Each rule's pattern is searched for only from where
+a match can start: just before the first occurrence of what it needs, after
+the text's first digit for rules led by one, after the last space before it
+for rules whose matches hold none (searching at every position finds the
+same; a test checks it). On a
 stream it scans only what is not yet released, with ``regex``'s partial
 matching: text is held back from the first place where a finding could still
 be completing (a partial match, or a match touching the end of what arrived)
@@ -35,6 +39,12 @@ class Rule:
     needs: re.Pattern[str] | None = None
     reach: int = 0
     valid: Callable[[str], bool] | None = None
+    # ``needs`` is plain text ("@"): found with str.find, a tenth of a search.
+    literal: str | None = None
+    spaceless: bool = False  # no match holds a space
+    # ``needs`` starts with an ASCII digit: its search starts at the text's
+    # first digit, found once for all such rules (most prose has few digits).
+    digit_led: bool = False
 
     @classmethod
     def compile(
@@ -45,10 +55,16 @@ class Rule:
         reach: int = 0,
         valid: Callable[[str], bool] | None = None,
         flags: int = 0,
+        spaceless: bool = False,
     ) -> Rule:
         wanted = None if needs is None else re.compile(needs, flags)
+        literal = (
+            needs if needs and re.escape(needs) == needs and not flags & re.IGNORECASE else None
+        )
+        digit_led = needs is not None and needs.startswith("\\d") and bool(flags & re.ASCII)
+        partial = regex.compile(pattern, flags)
         whole = re.compile(pattern, flags)
-        return cls(label, whole, regex.compile(pattern, flags), wanted, reach, valid)
+        return cls(label, whole, partial, wanted, reach, valid, literal, spaceless, digit_led)
 
 
 @dataclass(slots=True)  # made for every candidate: not frozen, whose __init__ is slower
@@ -58,12 +74,46 @@ class Span:
     label: str
 
 
+def _next(rule: Rule, text: str, position: int, digits_from: int) -> Span | None:
+    """The rule's first valid, non-empty match from ``position`` (after a
+    rejected candidate, say digits failing the Luhn check, the next position
+    is tried: what is found never depends on how far a rejected one ran).
+    No digit of ``text`` is before ``digits_from``."""
+    needs, literal = rule.needs, rule.literal
+    while True:
+        # No match starts before the first occurrence of what it needs, less
+        # its reach: the search starts there (or is not run).
+        needs_from = digits_from if rule.digit_led and position < digits_from else position
+        if literal is not None:
+            at = text.find(literal, needs_from)
+        elif needs is not None:
+            found = needs.search(text, needs_from)
+            at = -1 if found is None else found.start()
+        else:
+            at = position
+        if at < 0:
+            return None
+        if at - rule.reach > position:
+            position = at - rule.reach
+        if rule.spaceless:
+            space = text.rfind(" ", position, at)
+            if space >= 0:
+                position = space + 1
+        match = rule.whole.search(text, position)
+        if match is None:
+            return None
+        if match.end() > match.start() and (rule.valid is None or rule.valid(match.group())):
+            return Span(match.start(), match.end(), rule.label)
+        position = match.start() + 1
+
+
 def _global_flags(pattern: str) -> bool:
     """Whether a pattern starts with global inline flags such as ``(?i)``."""
     return bool(_GLOBAL_FLAGS.match(pattern))
 
 
 _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+_DIGIT = re.compile(r"\d", re.ASCII)
 
 
 class Scanner:
@@ -73,6 +123,7 @@ class Scanner:
         """``prefilter(text, start)`` is False when no rule can match ``text[start:]``."""
         self.rules = tuple(rules)
         self._prefilter = prefilter
+        self._digit_led = any(rule.digit_led for rule in self.rules)
         # Streams ask "may any rule still be matching from here?" at each new
         # position: one alternation answers for all the rules it can hold (global
         # flags such as (?i) would leak into the others, so those stay apart).
@@ -90,44 +141,30 @@ class Scanner:
         if self._prefilter is not None and not self._prefilter(text, start):
             return []
         rules = self.rules
-        upcoming: list[Span | None] = [self._next(r, text, start) for r in rules]
+        digit = _DIGIT.search(text, start) if self._digit_led else None
+        digits_from = len(text) if digit is None else digit.start()
+        upcoming = [_next(rule, text, start, digits_from) for rule in rules]
         spans: list[Span] = []
         position = start
         while True:
             best: Span | None = None
-            for index, rule in enumerate(rules):
-                candidate = upcoming[index]
-                if candidate is not None and candidate.start < position:
-                    candidate = upcoming[index] = self._next(rule, text, position)
-                if candidate is not None and (
-                    best is None or (candidate.start, -candidate.end) < (best.start, -best.end)
+            for index, candidate in enumerate(upcoming):
+                if candidate is None:
+                    continue
+                if candidate.start < position:
+                    candidate = upcoming[index] = _next(rules[index], text, position, digits_from)
+                    if candidate is None:
+                        continue
+                if (
+                    best is None
+                    or candidate.start < best.start
+                    or (candidate.start == best.start and candidate.end > best.end)
                 ):
                     best = candidate
             if best is None:
                 return spans
             spans.append(best)
             position = best.end
-
-    @staticmethod
-    def _next(rule: Rule, text: str, position: int) -> Span | None:
-        """The rule's first valid, non-empty match from ``position`` (after a
-        rejected candidate, say digits failing the Luhn check, the next position
-        is tried: what is found never depends on how far a rejected one ran)."""
-        needs = rule.needs
-        while True:
-            if needs is not None:
-                # No match starts before the first occurrence of what it needs,
-                # less its reach: the search starts there (or is not run).
-                found = needs.search(text, position)
-                if found is None:
-                    return None
-                position = max(position, found.start() - rule.reach)
-            match = rule.whole.search(text, position)
-            if match is None:
-                return None
-            if match.end() > match.start() and (rule.valid is None or rule.valid(match.group())):
-                return Span(match.start(), match.end(), rule.label)
-            position = match.start() + 1
 
     def find_released(
         self, text: str, start: int, final: bool, max_hold: int
@@ -181,19 +218,3 @@ class Vault:
         if restorable:
             self.restorable[found] = value
         return found
-
-
-def replace_spans(
-    text: str, spans: list[Span], replacement: Callable[[Span, str], str], start: int = 0
-) -> str:
-    """``text`` with each span replaced by ``replacement(span, its text)``."""
-    if not spans:
-        return text
-    parts = []
-    position = start
-    for span in spans:
-        parts.append(text[position : span.start])
-        parts.append(replacement(span, text[span.start : span.end]))
-        position = span.end
-    parts.append(text[position:])
-    return "".join(parts)

@@ -6,6 +6,7 @@ and any other endpoint) call.
     await guard.check_input(body, checked)                # masks in place, or raises
     guard.check_result(result, checked)                   # output guardrails (in place)
     guard.restore_result(result, checked)                 # the caller's values back
+    guard.check_and_restore(result, checked)              # both, in one pass
     stream filters: guard.output_filter(checked), guard.restore_filter(checked)
     text level (other APIs): guard.output_text(text, checked), restore(text, checked.vault),
         guard.output_stream(checked) / guard.restore_stream(checked) (feed/flush)
@@ -30,7 +31,7 @@ from gateway.guardrails.chunks import Chain, ChoiceTextFilter
 from gateway.guardrails.judge import ModelJudge
 from gateway.guardrails.scan import Vault
 from gateway.guardrails.text import Findings, StreamRestorer, TextGuard, blocked, restore
-from gateway.guardrails.texts import rewrite_request, rewrite_result
+from gateway.guardrails.texts import Where, rewrite_request, rewrite_result
 from gateway.routing.router import Router
 
 RouterGetter = Callable[[], Router]
@@ -69,8 +70,8 @@ class ModelGuard:
                     raise blocked(guard.name, "input")
                 continue
 
-            def apply(text: str, param: str, guard: TextGuard = guard) -> str:
-                return guard.apply(text, checked.vault, checked.findings, "input", param)
+            def apply(text: str, where: Where, guard: TextGuard = guard) -> str:
+                return guard.apply(text, checked.vault, checked.findings, "input", where)
 
             rewrite_request(body, apply)
             checked.findings.refuse()
@@ -91,6 +92,17 @@ class ModelGuard:
     def restore_result(result: dict[str, Any], checked: Checked) -> None:
         if checked.restores:
             rewrite_result(result, lambda text: restore(text, checked.vault))
+
+    def check_and_restore(self, result: dict[str, Any], checked: Checked) -> None:
+        """``check_result`` then ``restore_result``, in one pass over the answer
+        (when nothing needs the answer in between, as the cache does)."""
+        if not self.outputs:
+            self.restore_result(result, checked)
+        elif checked.restores:
+            vault = checked.vault
+            rewrite_result(result, lambda text: restore(self.output_text(text, checked), vault))
+        else:
+            rewrite_result(result, lambda text: self.output_text(text, checked))
 
     def output_stream(self, checked: Checked) -> Chain:
         return Chain([g.stream(checked.vault, checked.findings) for g in self.outputs])

@@ -17,7 +17,8 @@ from typing import Literal
 from adapters.errors import ContentPolicyError
 from gateway.config.guardrails import PiiGuardrailConfig, RegexGuardrailConfig
 from gateway.guardrails.pii import DETECTORS, may_hold_pii
-from gateway.guardrails.scan import CONTEXT_CHARS, Rule, Scanner, Span, Vault, replace_spans
+from gateway.guardrails.scan import CONTEXT_CHARS, Rule, Scanner, Span, Vault
+from gateway.guardrails.texts import Where, param_name
 
 Stage = Literal["input", "output"]
 PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
@@ -71,7 +72,7 @@ class TextGuard:
             detectors = [d for kind in config.entities for d in DETECTORS[kind]]
             # ASCII classes: \d and \w need no Unicode lookups (all the kinds are ASCII).
             rules = [
-                Rule.compile(d.label, d.pattern, d.needs, d.reach, d.valid, re.ASCII)
+                Rule.compile(d.label, d.pattern, d.needs, d.reach, d.valid, re.ASCII, d.spaceless)
                 for d in detectors
             ]
         else:
@@ -81,14 +82,14 @@ class TextGuard:
         self.scanner = Scanner(rules, prefilter)
 
     def apply(
-        self, text: str, vault: Vault, findings: Findings, stage: Stage, param: str | None = None
+        self, text: str, vault: Vault, findings: Findings, stage: Stage, where: Where | None = None
     ) -> str:
         """The text with its findings masked; a block is noted in ``findings``
         (``findings.refuse()`` raises it) and its text masked too."""
         spans = self.scanner.find(text)
         if not spans:
             return text
-        return self._act(text, spans, vault, findings, stage, param)
+        return self._act(text, spans, vault, findings, stage, where)
 
     def _act(
         self,
@@ -97,19 +98,26 @@ class TextGuard:
         vault: Vault,
         findings: Findings,
         stage: Stage,
-        param: str | None,
+        where: Where | None,
         start: int = 0,
     ) -> str:
-        for span in spans:
-            findings.add(self.name, stage, self.action, span.label)
         if self.action == "block" and findings.blocked is None:
-            findings.blocked = (self.name, stage, param)
+            findings.blocked = (self.name, stage, None if where is None else param_name(where))
         restorable = self.restorable and stage == "input" and self.action == "mask"
-
-        def placeholder(span: Span, value: str) -> str:
-            return vault.placeholder(span.label, value, restorable)
-
-        return replace_spans(text, spans, placeholder, start)
+        # ``text`` with each span replaced by its placeholder (blocked text too,
+        # so the audit log never holds what was refused).
+        parts = []
+        position = start
+        counts, name, action = findings.counts, self.name, self.action
+        for span in spans:
+            key = (name, stage, action, span.label)  # Findings.add, inline: once per finding
+            counts[key] = counts.get(key, 0) + 1
+            parts.append(text[position : span.start])
+            value = text[span.start : span.end]
+            parts.append(vault.placeholder(span.label, value, restorable))
+            position = span.end
+        parts.append(text[position:])
+        return "".join(parts)
 
     def stream(self, vault: Vault, findings: Findings) -> StreamStage:
         return StreamStage(self, vault, findings)

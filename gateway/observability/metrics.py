@@ -132,7 +132,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
-        self._findings: dict[tuple[str, str], Any] = {}
+        self._findings: dict[tuple[str, str, str, str], Any] = {}
         self._sampler: asyncio.Task[None] | None = None
 
     def _build(self, registry: CollectorRegistry | None) -> None:
@@ -245,10 +245,11 @@ class Metrics:
         if record.cache is not None:
             self._count_cache(model, record)
         if record.guardrails:
-            for (guardrail, _, action, _), count in record.guardrails.items():
-                child = self._findings.get((guardrail, action))
-                if child is None:
-                    child = self._findings[guardrail, action] = self.guardrail_findings.labels(
+            for finding, count in record.guardrails.items():
+                child = self._findings.get(finding)
+                if child is None:  # (guardrail, stage, action, kind): by guardrail and action
+                    guardrail, _, action, _ = finding
+                    child = self._findings[finding] = self.guardrail_findings.labels(
                         guardrail, action
                     )
                 child.inc(count)

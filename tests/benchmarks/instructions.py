@@ -3,6 +3,7 @@ noisy machine cannot move.
 
     python -m tests.benchmarks.instructions plain deployed            # ~1 minute
     python -m tests.benchmarks.instructions gateway --stream --root ../old-checkout
+    python -m tests.benchmarks.instructions gateway pii --pii-prompt  # workload (k)'s
 
 Each configuration (``configs.GATEWAY_VARIANTS``) runs ``python -m gateway
 serve`` under callgrind with counting off; after a warm-up, counting is
@@ -10,8 +11,10 @@ switched on for ``--requests`` requests (concurrency 4) to the mock upstream,
 then off, and the count is divided by the requests. The count is of the
 gateway's user-space instructions, every thread included (the audit writer
 too); system calls and cache misses are not in it, so it compares code paths,
-not wall-clock speed. ``--root`` runs the gateway from another checkout (the
-code before a change) with this checkout's configs and driver.
+not wall-clock speed. ``pii`` is ``gateway`` with workload (k)'s ``pii``
+guardrail; ``--pii-prompt`` sends (k)'s prompt, which holds two values to
+mask. ``--root`` runs the gateway from another checkout (the code before a
+change) with this checkout's configs and driver.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -31,7 +35,9 @@ from tests.benchmarks.configs import (
     PUBLIC_MODEL,
     gateway_bench_config,
     gateway_client_headers,
+    with_pii_guardrail,
 )
+from tests.benchmarks.feature_workloads import PII_CHAT
 from tests.benchmarks.loads import CHAT, STREAM, Load, send
 from tests.benchmarks.mock_upstream import MODEL as MOCK_MODEL
 from tests.benchmarks.subjects import Subject, start_mock
@@ -49,9 +55,20 @@ def _total(out: Path) -> int:
     return total
 
 
-def count(variant: str, stream: bool, requests: int, root: Path, logs: Path, upstream: str) -> int:
+VARIANTS = (*GATEWAY_VARIANTS, "pii")
+
+
+def _config(variant: str, upstream: str, logs: Path) -> dict[str, Any]:
+    if variant == "pii":
+        return with_pii_guardrail(gateway_bench_config(upstream, MOCK_MODEL, logs, "gateway"))
+    return gateway_bench_config(upstream, MOCK_MODEL, logs, variant)
+
+
+def count(
+    variant: str, body: dict[str, Any], requests: int, root: Path, logs: Path, upstream: str
+) -> int:
     """Instructions per request of one configuration."""
-    config = gateway_bench_config(upstream, MOCK_MODEL, logs, variant)
+    config = _config(variant, upstream, logs)
     config_path = logs / f"{variant}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = logs / f"{variant}.callgrind"
@@ -69,7 +86,6 @@ def count(variant: str, stream: bool, requests: int, root: Path, logs: Path, ups
         server.wait_ready("/health", timeout=600)
         headers = {} if variant == "plain" else gateway_client_headers()
         subject = Subject(variant, server.url + "/v1", PUBLIC_MODEL, headers, server)
-        body = STREAM if stream else CHAT
         send(subject, Load(concurrency=4, requests=200), body)  # warm-up, not counted
         control = ["callgrind_control", "-i"]
         subprocess.run([*control, "on", str(server.pid)], check=True, capture_output=True)
@@ -84,21 +100,25 @@ def count(variant: str, stream: bool, requests: int, root: Path, logs: Path, ups
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variants", nargs="+", choices=GATEWAY_VARIANTS)
+    parser.add_argument("variants", nargs="+", choices=VARIANTS)
     parser.add_argument("--stream", action="store_true", help="16-chunk streams, not requests")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind files here")
+    parser.add_argument("--pii-prompt", action="store_true", help="workload (k)'s prompt")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--root", type=Path, default=procs.ROOT, help="the checkout to run")
     args = parser.parse_args(argv)
     if subprocess.run(["valgrind", "--version"], capture_output=True).returncode != 0:
         parser.error("valgrind is not installed (apt install valgrind)")
+    body = {**PII_CHAT} if args.pii_prompt else {**CHAT}
+    if args.stream:
+        body |= {key: value for key, value in STREAM.items() if key not in CHAT}
     with tempfile.TemporaryDirectory(prefix="vllm-gateway-instructions-") as tmp:
-        logs = Path(tmp)
+        logs = args.keep or Path(tmp)
+        logs.mkdir(parents=True, exist_ok=True)
         mock = start_mock(logs)
         try:
             figures = {
-                variant: count(
-                    variant, args.stream, args.requests, args.root, logs, mock.url + "/v1"
-                )
+                variant: count(variant, body, args.requests, args.root, logs, mock.url + "/v1")
                 for variant in args.variants
             }
         finally:

@@ -44,3 +44,23 @@ def test_counts_of_texts_seen_before_are_remembered(counter: TokenCounter) -> No
     encoding = counter.load()
     for text in ("lorem ipsum", "lorem ipsum!", history[3]["content"]):
         assert counter.count(text) == len(encoding.encode_ordinary(text))
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "hello world"}],
+        [{"role": "system", "content": ""}, {"role": "user", "content": "hi there"}],
+        # past the plain-text path: tool calls, parts, None content, one long text,
+        # and more text than is counted exactly
+        [{"role": "assistant", "content": "x", "tool_calls": [{"function": {"name": "f"}}]}],
+        [{"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f"}}]}],
+        [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+        [{"role": "user", "content": "word " * 3000}],
+        [{"role": "user", "content": "word " * 1500} for _ in range(10)],
+    ],
+)
+def test_plain_text_messages_count_as_the_general_path_does(
+    counter: TokenCounter, messages: list[dict[str, object]]
+) -> None:
+    assert counter.count_messages(messages) == counter._count_messages_tallied(messages)

@@ -40,10 +40,16 @@ def test_window_slides_slot_by_slot() -> None:
 
 
 def test_headers_and_durations_read_like_openai() -> None:
-    assert [openai_duration(s) for s in (0.12, 1, 19.5, 59.5, 60, 125)] == [
+    durations = (-0.5, 0, 0.12, 1, 7.05, 19.25, 19.5, 19.999, 59.5, 60, 125)
+    assert [openai_duration(s) for s in durations] == [
+        "0ms",
+        "0ms",
         "120ms",
         "1s",
+        "7.05s",
+        "19.25s",
         "19.5s",
+        "20s",
         "59.5s",
         "1m0s",
         "2m5s",

@@ -3,12 +3,16 @@ look-alikes (Luhn, IBAN mod 97), and what must stay untouched."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.config.guardrails import PiiGuardrailConfig
 from gateway.guardrails.pii import DETECTORS, card_valid, iban_valid, luhn_valid, may_hold_pii
 from gateway.guardrails.scan import Rule, Scanner
+from gateway.guardrails.text import TextGuard
 
 SCANNER = Scanner(
     Rule.compile(d.label, d.pattern, d.needs, d.reach, d.valid)
@@ -109,3 +113,27 @@ def test_ibans_made_with_their_check_digits_are_valid(account: str, country: str
     iban = f"{country}{check:02d}{account}"
     assert iban_valid(iban)
     assert found(f"IBAN {iban}.") == [("IBAN", iban)]
+
+
+# Pieces of text that hold findings, near misses, and the characters the
+# detectors' shortcuts key on (digits, "@", spaces, separators).
+FRAGMENTS = [
+    "jane.doe@example.com", "a@b", "x@y.io", "+1 (555) 123-4567", "030 1234 5678",
+    "4111 1111 1111 1111", "4111-1111-1111-1112", "DE89 3704 0044 0532 0130 00", "GB82WEST",
+    "10.0.0.255", "fe80::1ff:fe23", "10:30", "sk-" + "a" * 24, "AKIAIOSFODNN7EXAMPLE",
+    "word", "two-line", "1", "42", "2024", "+", "(", ")", "-", ".", "@", ":", "_",
+]  # fmt: skip
+REFERENCE = Scanner(
+    Rule.compile(d.label, d.pattern, None, 0, d.valid, re.ASCII)
+    for detectors in DETECTORS.values()
+    for d in detectors
+)
+PRODUCTION = TextGuard("pii", PiiGuardrailConfig(kind="pii")).scanner
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS)), st.sampled_from([" ", "", ", ", "\n"]))
+def test_the_shortcuts_find_what_searching_everywhere_finds(parts: list[str], sep: str) -> None:
+    # The production scanner searches from where a match can start (after the
+    # first digit, the last space, ...); searching at every position must agree.
+    text = sep.join(parts)
+    assert PRODUCTION.find(text) == REFERENCE.find(text)
