@@ -35,6 +35,12 @@ class Partial:
         """The stream broke while the model was still reasoning."""
         return bool(self.reasoning) and not self.content
 
+    @property
+    def empty(self) -> bool:
+        """No text was sent yet (vLLM opens a stream with a role-only chunk):
+        any backend can give the whole answer afresh."""
+        return not self.content and not self.reasoning
+
 
 class Adapter(Protocol):
     """``deadline``: when the router's attempt must be over (the event loop's

@@ -17,10 +17,12 @@ providers, Anthropic by prefill) to do so, and splices the continuation in:
 - ``gateway_failover`` (not in OpenAI's spec) on the final chunks: from and
   to which target, after how many tokens, and why.
 
-What cannot be continued ends as before, with the error: several choices,
-logprobs, a tool call under way, no target able to continue, or a break
-before anything was sent. A continuation that breaks fails over again while
-targets remain.
+A break after the first chunk but before any text (vLLM opens a stream
+with a role-only chunk) is answered afresh by the next usable target, any
+kind, spliced the same way. What cannot be continued ends as before, with
+the error: several choices, logprobs, a tool call under way, or no target
+able to continue. A continuation that breaks fails over again while targets
+remain.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class ResumableStream:
     # ---- the switch ----------------------------------------------------------
 
     async def _fail_over(self, error: GatewayError) -> Batch:
-        if self._tool_calls or not (self._content or self._reasoning):
+        if self._tool_calls:
             raise error
         partial = self._partial()
         opened = await self._open(partial, self._used)
@@ -147,7 +149,8 @@ class ResumableStream:
         )
         self._used.append(target)
         self._current = stream
-        self._relabel = not partial.in_reasoning
+        # Reasoning after a break in the content is content; a fresh answer's is its own.
+        self._relabel = bool(partial.content)
         return first
 
     def _splice(self, batch: Batch) -> None:

@@ -142,7 +142,8 @@ class Router:
 
     def _continuer(self, model: PublicModel, call: Call) -> OpenContinuation:
         """How a broken stream of ``call`` continues: on the best usable target
-        not used yet that can continue an answer it did not start."""
+        not used yet that can continue an answer it did not start (any target,
+        when no text was sent yet: it answers afresh)."""
 
         async def open_continuation(
             partial: Partial, used: list[Target]
@@ -150,8 +151,11 @@ class Router:
             for target in self._candidates(model, call):
                 if target in used:
                     continue
-                body = target.adapter.continuation(
-                    call.operation, target.prepare(call.body), partial
+                prepared = target.prepare(call.body)
+                body = (
+                    prepared
+                    if partial.empty
+                    else target.adapter.continuation(call.operation, prepared, partial)
                 )
                 if body is None:
                     continue

@@ -2,7 +2,8 @@
 
 (k) the ``pii`` guardrail on input and output, against the same gateway
     without it: added latency at concurrency 1, and requests/s at 64 in
-    alternating rounds of the two (``paired.py``). The
+    alternating rounds of the two, and CPU per request side by side
+    (``paired.py``). The
     prompt holds an e-mail address and a phone number, so every request
     masks two values and restores them; the answer is scanned too.
 (l) a cache hit: the same temperature-0 request again and again at
@@ -16,7 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.benchmarks.loads import CHAT, Sizes, send
-from tests.benchmarks.paired import alternate, describe, paired_metrics
+from tests.benchmarks.paired import (
+    alternate,
+    describe,
+    paired_metrics,
+    side_by_side,
+    side_by_side_metric,
+)
 from tests.benchmarks.subjects import Subject
 from tests.benchmarks.workloads import Metric, WorkloadResult
 
@@ -56,6 +63,8 @@ def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> 
             latency[label] = send(subject, sizes.latency, PII_CHAT)
         print(f"  (k) requests/s, {sizes.paired_rounds} alternating rounds ...", flush=True)
         pairs = alternate(without, with_, sizes.paired, PII_CHAT, sizes.paired_rounds)
+        print(f"  (k) requests/s, {sizes.paired_rounds} rounds side by side ...", flush=True)
+        together = side_by_side(without, with_, sizes.paired, PII_CHAT, sizes.paired_rounds)
     finally:
         _stopped(without)
         _stopped(with_)
@@ -69,11 +78,15 @@ def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> 
     result.metrics.append(Metric("pii guardrail's added p50", "ms", "absolute", {"gateway": added}))
     labels = ("without pii", "with pii")
     result.metrics += paired_metrics(pairs, "requests/s", "req/s", "request", labels)
+    result.metrics.append(side_by_side_metric(together, "request", labels))
     result.notes.append(describe(pairs, ("without", "with")))
     result.runs = {f"latency-{name}": run for name, run in latency.items()}
     for index, (a, b) in enumerate(pairs):
         result.runs[f"round-{index}-without"] = a
         result.runs[f"round-{index}-with"] = b
+    for index, (a, b) in enumerate(together):
+        result.runs[f"side-by-side-{index}-without"] = a
+        result.runs[f"side-by-side-{index}-with"] = b
     return result
 
 

@@ -9,9 +9,11 @@ markdown table; the table and a JSON file land in ``--out`` (bench-results/).
   (g) the same, but the mock sends each chunk in its own write, 2 ms apart,
       as a model would: CPU per chunk when nothing can be batched
   (k) the pii guardrail on input and output, against the gateway without it
+      (alternating rounds and side by side)
   (l) a cache hit's latency, against the upstream answering directly
   (m) "as deployed" against plain, non-streaming and streaming, in
-      alternating rounds (the ratio the README's goal is stated in)
+      alternating rounds (the ratio the README's goal is stated in), and
+      side by side (CPU per request, both driven at once)
   (d) soak, 100,000 requests: gateway RSS along the way
   (e) startup: process start to /health ready, no engines
   (h) serve --workers 1 vs 2, unpinned: what a second worker adds

@@ -8,13 +8,22 @@ then A (A-B-B-A ...): every ratio compares two runs seconds apart, and the
 median of the rounds' ratios is the figure. The gateway's own CPU per
 request, read from /proc, is paired the same way.
 
+On a bad day even seconds apart is too far: single rounds then spread from
+66% to 91%. ``side_by_side`` goes further: both gateways are driven at the
+same time (half the concurrency each), sharing the gateway core, so whatever
+slows the machine slows both alike; the figure is the ratio of their CPU per
+request (read from /proc), the rate each would serve alone on the core when
+it is CPU-bound. Its rounds agree within a few percent.
+
 (k) with and without the ``pii`` guardrail and (m) "as deployed" against
-``plain`` are measured this way.
+``plain`` are measured both ways.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +44,43 @@ def alternate(
         runs = {subject.name: send(subject, load, body) for subject in order}
         pairs.append((runs[first.name], runs[second.name]))
     return pairs
+
+
+def side_by_side(
+    first: Subject, second: Subject, load: Load, body: dict[str, Any], rounds: int
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``rounds`` rounds, each driving both subjects at once with half of
+    ``load``'s concurrency: each round's (first's run, second's run)."""
+    half = dataclasses.replace(load, concurrency=max(1, load.concurrency // 2))
+
+    def drive(subject: Subject, runs: list[dict[str, Any]]) -> None:
+        runs.append(send(subject, half, body))
+
+    pairs = []
+    for _ in range(rounds):
+        runs: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        threads = [
+            threading.Thread(target=drive, args=(subject, into))
+            for subject, into in zip((first, second), runs, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        pairs.append((runs[0][0], runs[1][0]))
+    return pairs
+
+
+def side_by_side_metric(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]], noun: str, labels: tuple[str, str]
+) -> Metric:
+    """The median of the rounds' ratios of CPU per ``noun`` (first's / second's,
+    in %): the second's rate as a share of the first's, when CPU-bound."""
+    cpu = [(_cpu(a), _cpu(b)) for a, b in pairs]
+    ratios = [100.0 * a / b for a, b in cpu if a is not None and b]
+    base, other = labels
+    name = f"{noun}s/s by CPU per {noun}, {other} vs {base} side by side (median of rounds)"
+    return Metric(name, "%", "absolute", {"gateway": round(statistics.median(ratios), 1)})
 
 
 def _cpu(run: dict[str, Any]) -> float | None:
@@ -109,9 +155,15 @@ def deployed_vs_plain(start_plain: Start, start_deployed: Start, sizes: Sizes) -
             pairs = alternate(plain, deployed, load, body, rounds)
             result.metrics += paired_metrics(pairs, what, unit, noun, labels)
             result.notes.append(f"{what} {describe(pairs, labels)}")
+            print(f"  (m) {what}: {rounds} rounds side by side ...", flush=True)
+            together = side_by_side(plain, deployed, load, body, rounds)
+            result.metrics.append(side_by_side_metric(together, noun, labels))
             for index, (a, b) in enumerate(pairs):
                 result.runs[f"{what}-{index}-plain"] = a
                 result.runs[f"{what}-{index}-deployed"] = b
+            for index, (a, b) in enumerate(together):
+                result.runs[f"{what}-{index}-side-by-side-plain"] = a
+                result.runs[f"{what}-{index}-side-by-side-deployed"] = b
     finally:
         for subject in (plain, deployed):
             if subject.server is not None:

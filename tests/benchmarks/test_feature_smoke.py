@@ -36,9 +36,14 @@ def test_guardrail_and_cache_workloads_run(tmp_path: Path) -> None:
     assert metrics["requests/s, with pii (median of rounds)"]["gateway"] > 0
     share = "requests/s, with pii vs without pii: median of the rounds' ratios"
     assert metrics[share]["gateway"] > 0
+    side = "requests/s by CPU per request, with pii vs without pii side by side (median of rounds)"
+    assert metrics[side]["gateway"] > 0
     hit = {m["name"]: m["values"] for m in workloads["l"]["metrics"]}["latency p50"]
     assert hit["direct"] > 0 and hit["gateway"] > 0
     deployed = {m["name"]: m["values"]["gateway"] for m in workloads["m"]["metrics"]}
     for what in ("requests/s", "streams/s"):
         assert deployed[f"{what}, as deployed vs plain: median of the rounds' ratios"] > 0
         assert deployed[f"{what}, as deployed (median of rounds)"] > 0
+    for noun in ("request", "stream"):
+        side = f"{noun}s/s by CPU per {noun}, as deployed vs plain side by side (median of rounds)"
+        assert deployed[side] > 0

@@ -14,6 +14,7 @@ Behaviour:
   {"hang": 30}, {"hang_mid_stream": 30}, {"drop_mid_stream": true},
   {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
   {"drop_after": 3} (a stream's connection closed after 3 pieces),
+  {"role_chunk": true} (a stream opens with a role-only chunk, as vLLM's does),
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
 - ``continue_final_message`` (vLLM's): the answer is what remains of the one
@@ -253,6 +254,8 @@ async def _stream(
     }
     try:
         prelude = _prelude(text, call) if chat else []
+        if chat and not prelude and fault.get("role_chunk"):
+            prelude = [{"role": "assistant", "content": ""}]
         for piece in prelude:
             choice = {"index": 0, "finish_reason": None, "logprobs": None, "delta": piece}
             await response.write(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")

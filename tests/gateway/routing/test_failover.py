@@ -161,6 +161,25 @@ def test_a_break_before_the_first_chunk_is_an_ordinary_retry(
     assert "continue_final_message" not in up["second"].requests()[0]["body"]
 
 
+@pytest.mark.parametrize("model", ["pair", "no-continuation"])
+def test_a_break_after_the_role_chunk_is_answered_afresh(
+    gateway: Gateway, up: dict[str, FakeUpstream], model: str
+) -> None:
+    # vLLM opens a stream with a role-only chunk: an engine dying right after it
+    # has sent the client no text, so any backend can give the whole answer.
+    up["first"].faults({"role_chunk": True, "drop_after": 0})
+    chunks = stream(gateway, model)
+    assert text_of(chunks) == ANSWER
+    roles = [c["choices"][0]["delta"].get("role") for c in chunks if c["choices"]]
+    assert roles.count("assistant") == 1
+    failover = chunks[-1]["gateway_failover"]
+    assert failover["from"] == "first/m" and failover["after_tokens"] == 0
+    other = up["second"] if model == "pair" else up["plain"]
+    (request,) = other.requests()
+    assert request["body"]["messages"] == [{"role": "user", "content": QUESTION}]
+    assert "continue_final_message" not in request["body"]
+
+
 def test_a_responses_api_stream_fails_over_the_same_way(
     gateway: Gateway, up: dict[str, FakeUpstream]
 ) -> None:
