@@ -287,7 +287,6 @@ class MemoryLimiter:
                 del self._windows[name]
 
     def give_back(self, ticket: Ticket, tokens: int) -> None:
-        # Flat, as ``take`` is: this runs once per counted request too.
         second = int(time.monotonic())
         cutoff = second - WINDOW_SECONDS + 1
         windows = self._windows
@@ -297,14 +296,9 @@ class MemoryLimiter:
                 continue
             window.in_flight -= 1
             if tokens > 0:
-                slots = window.slots
-                if slots and slots[0][0] < cutoff:
+                if window.slots and window.slots[0][0] < cutoff:
                     window.prune(second)
-                if slots and slots[-1][0] == second:
-                    slots[-1][2] += tokens
-                else:
-                    slots.append([second, 0, tokens])
-                window.tokens += tokens
+                window.add(second, 0, tokens)
 
     def peek(self, scope: str) -> Usage:
         now = time.monotonic()

@@ -39,8 +39,6 @@ class Rule:
     needs: re.Pattern[str] | None = None
     reach: int = 0
     valid: Callable[[str], bool] | None = None
-    # ``needs`` is plain text ("@"): found with str.find, a tenth of a search.
-    literal: str | None = None
     spaceless: bool = False  # no match holds a space
     # ``needs`` starts with an ASCII digit: its search starts at the text's
     # first digit, found once for all such rules (most prose has few digits).
@@ -58,13 +56,10 @@ class Rule:
         spaceless: bool = False,
     ) -> Rule:
         wanted = None if needs is None else re.compile(needs, flags)
-        literal = (
-            needs if needs and re.escape(needs) == needs and not flags & re.IGNORECASE else None
-        )
         digit_led = needs is not None and needs.startswith("\\d") and bool(flags & re.ASCII)
         partial = regex.compile(pattern, flags)
         whole = re.compile(pattern, flags)
-        return cls(label, whole, partial, wanted, reach, valid, literal, spaceless, digit_led)
+        return cls(label, whole, partial, wanted, reach, valid, spaceless, digit_led)
 
 
 @dataclass(slots=True)  # made for every candidate: not frozen, whose __init__ is slower
@@ -79,14 +74,12 @@ def _next(rule: Rule, text: str, position: int, digits_from: int) -> Span | None
     rejected candidate, say digits failing the Luhn check, the next position
     is tried: what is found never depends on how far a rejected one ran).
     No digit of ``text`` is before ``digits_from``."""
-    needs, literal = rule.needs, rule.literal
+    needs = rule.needs
     while True:
         # No match starts before the first occurrence of what it needs, less
         # its reach: the search starts there (or is not run).
         needs_from = digits_from if rule.digit_led and position < digits_from else position
-        if literal is not None:
-            at = text.find(literal, needs_from)
-        elif needs is not None:
+        if needs is not None:
             found = needs.search(text, needs_from)
             at = -1 if found is None else found.start()
         else:

@@ -108,10 +108,8 @@ class TextGuard:
         # so the audit log never holds what was refused).
         parts = []
         position = start
-        counts, name, action = findings.counts, self.name, self.action
         for span in spans:
-            key = (name, stage, action, span.label)  # Findings.add, inline: once per finding
-            counts[key] = counts.get(key, 0) + 1
+            findings.add(self.name, stage, self.action, span.label)
             parts.append(text[position : span.start])
             value = text[span.start : span.end]
             parts.append(vault.placeholder(span.label, value, restorable))

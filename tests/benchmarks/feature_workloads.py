@@ -20,6 +20,7 @@ from tests.benchmarks.loads import CHAT, Sizes, send
 from tests.benchmarks.paired import (
     alternate,
     describe,
+    keep_runs,
     paired_metrics,
     side_by_side,
     side_by_side_metric,
@@ -81,12 +82,9 @@ def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> 
     result.metrics.append(side_by_side_metric(together, "request", labels))
     result.notes.append(describe(pairs, ("without", "with")))
     result.runs = {f"latency-{name}": run for name, run in latency.items()}
-    for index, (a, b) in enumerate(pairs):
-        result.runs[f"round-{index}-without"] = a
-        result.runs[f"round-{index}-with"] = b
-    for index, (a, b) in enumerate(together):
-        result.runs[f"side-by-side-{index}-without"] = a
-        result.runs[f"side-by-side-{index}-with"] = b
+    names = ("without", "with")
+    keep_runs(result.runs, pairs, "round-{index}-{label}", names)
+    keep_runs(result.runs, together, "side-by-side-{index}-{label}", names)
     return result
 
 

@@ -130,6 +130,19 @@ def paired_metrics(
     return metrics
 
 
+def keep_runs(
+    runs: dict[str, Any],
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    key: str,
+    labels: tuple[str, str],
+) -> None:
+    """Each round's two runs into ``runs``, under ``key`` formatted with the
+    round's index and the run's label (``"round-{index}-{label}"``)."""
+    for index, pair in enumerate(pairs):
+        for label, run in zip(labels, pair, strict=True):
+            runs[key.format(index=index, label=label)] = run
+
+
 def describe(pairs: list[tuple[dict[str, Any], dict[str, Any]]], labels: tuple[str, str]) -> str:
     """Each round's two rates, for the notes."""
     rounds = "; ".join(f"{a['per_second']:.0f} / {b['per_second']:.0f}" for a, b in pairs)
@@ -158,12 +171,9 @@ def deployed_vs_plain(start_plain: Start, start_deployed: Start, sizes: Sizes) -
             print(f"  (m) {what}: {rounds} rounds side by side ...", flush=True)
             together = side_by_side(plain, deployed, load, body, rounds)
             result.metrics.append(side_by_side_metric(together, noun, labels))
-            for index, (a, b) in enumerate(pairs):
-                result.runs[f"{what}-{index}-plain"] = a
-                result.runs[f"{what}-{index}-deployed"] = b
-            for index, (a, b) in enumerate(together):
-                result.runs[f"{what}-{index}-side-by-side-plain"] = a
-                result.runs[f"{what}-{index}-side-by-side-deployed"] = b
+            names = ("plain", "deployed")
+            keep_runs(result.runs, pairs, what + "-{index}-{label}", names)
+            keep_runs(result.runs, together, what + "-{index}-side-by-side-{label}", names)
     finally:
         for subject in (plain, deployed):
             if subject.server is not None:
