@@ -1,10 +1,11 @@
 """Guardrails on streamed OpenAI chunks (chat and text completions).
 
 A ``ChoiceTextFilter`` runs one text stream per choice and field (content,
-reasoning_content, or a completion's text): each chunk's text is replaced by
-what the stream releases, and when a choice finishes (its ``finish_reason``
-chunk) whatever it still held is added to that chunk. ``close`` returns a
-chunk for text still held when the upstream ended without a finish chunk.
+reasoning_content, a completion's text, or a tool call's arguments, keyed by
+the call's index): each chunk's text is replaced by what the stream
+releases, and when a choice finishes (its ``finish_reason`` chunk) whatever
+it still held is added to that chunk. ``close`` returns a chunk for text
+still held when the upstream ended without a finish chunk.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, Protocol
 Chunk = dict[str, Any]
 Batch = list[Chunk]
 DELTA_FIELDS = ("content", "reasoning_content")
+# What a stream holds: a field's name, or the index of a tool call (its arguments).
+Field = str | int
 
 
 class TextStream(Protocol):
@@ -50,10 +53,10 @@ class ChoiceTextFilter:
 
     def __init__(self, make: Callable[[], TextStream]) -> None:
         self._make = make
-        self._streams: dict[tuple[int, str], TextStream] = {}
+        self._streams: dict[tuple[int, Field], TextStream] = {}
         self._template: Chunk | None = None
 
-    def _stream(self, key: tuple[int, str]) -> TextStream:
+    def _stream(self, key: tuple[int, Field]) -> TextStream:
         stream = self._streams.get(key)
         if stream is None:
             stream = self._streams[key] = self._make()
@@ -80,14 +83,27 @@ class ChoiceTextFilter:
                 piece = delta.get(field)
                 if isinstance(piece, str) and piece:
                     delta[field] = self._stream((index, field)).feed(piece)
+            calls = delta.get("tool_calls")
+            if calls:
+                self._arguments(index, calls)
         if choice.get("finish_reason") is not None:
-            for (owner, field), stream in list(self._streams.items()):
+            for (owner, held), stream in list(self._streams.items()):
                 if owner != index:
                     continue
                 rest = stream.flush()
-                del self._streams[(owner, field)]
+                del self._streams[(owner, held)]
                 if rest:
-                    _append(choice, field, rest)
+                    _append(choice, held, rest)
+
+    def _arguments(self, index: int, calls: list[Any]) -> None:
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                continue
+            piece = function.get("arguments")
+            if isinstance(piece, str) and piece:
+                stream = self._stream((index, int(call.get("index") or 0)))
+                function["arguments"] = stream.feed(piece)
 
     def close(self) -> Batch:
         """A chunk with what is still held, when no finish chunk released it."""
@@ -108,11 +124,22 @@ class ChoiceTextFilter:
         return [chunk]
 
 
-def _append(choice: Chunk, field: str, text: str) -> None:
+def _append(choice: Chunk, field: Field, text: str) -> None:
     if field == "text":
         choice["text"] = (choice.get("text") or "") + text
         return
     delta = choice.get("delta")
     if not isinstance(delta, dict):
         delta = choice["delta"] = {}
-    delta[field] = (delta.get(field) or "") + text
+    if isinstance(field, str):
+        delta[field] = (delta.get(field) or "") + text
+        return
+    calls = delta.get("tool_calls")
+    if not isinstance(calls, list):
+        calls = delta["tool_calls"] = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if int(call.get("index") or 0) == field and isinstance(function, dict):
+            function["arguments"] = (function.get("arguments") or "") + text
+            return
+    calls.append({"index": field, "function": {"arguments": text}})

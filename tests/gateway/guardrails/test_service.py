@@ -181,6 +181,48 @@ def test_an_output_finding_split_across_chunks_is_masked_whole(
     assert whole.choices[0].message.content == "Write to [EMAIL_1] or call [PHONE_1], thanks"
 
 
+def forced_call(model: str, text: str) -> dict[str, Any]:
+    """A request the fake upstream answers with a call of ``send`` whose
+    arguments echo ``text`` (streamed in two halves)."""
+    tools = [{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}]
+    choice = {"type": "function", "function": {"name": "send"}}
+    return {**ask(model, text), "tools": tools, "tool_choice": choice}
+
+
+def streamed_arguments(client: openai.OpenAI, request: dict[str, Any]) -> str:
+    stream = client.chat.completions.create(**request, stream=True)
+    return "".join(
+        call.function.arguments or ""
+        for chunk in stream
+        if chunk.choices
+        for call in chunk.choices[0].delta.tool_calls or ()
+        if call.function is not None
+    )
+
+
+def test_tool_call_arguments_pass_the_output_guardrails_streamed_or_not(
+    gw: tuple[openai.OpenAI, FakeUpstream],
+) -> None:
+    client, _ = gw
+    # '{"echo": "mail bob@example.org"}' is streamed cut at "b|ob@example.org".
+    request = forced_call("answers", "mail bob@example.org")
+    streamed = streamed_arguments(client, request)
+    whole = client.chat.completions.create(**request).choices[0].message.tool_calls
+    assert whole is not None
+    assert orjson.loads(streamed) == orjson.loads(whole[0].function.arguments)
+    assert orjson.loads(streamed) == {"echo": "mail [EMAIL_1]"}
+
+
+def test_placeholders_in_streamed_tool_call_arguments_are_restored(
+    gw: tuple[openai.OpenAI, FakeUpstream],
+) -> None:
+    client, upstream = gw
+    # The upstream sees "[EMAIL_1] x" and streams '{"echo": "[' then 'EMAIL_1] x"}'.
+    streamed = streamed_arguments(client, forced_call("chat", f"{PII['EMAIL']} x"))
+    assert orjson.loads(streamed) == {"echo": f"{PII['EMAIL']} x"}
+    assert PII["EMAIL"] not in sent_upstream(upstream)
+
+
 def test_a_block_mid_stream_ends_it_with_an_error_event(
     gw: tuple[openai.OpenAI, FakeUpstream],
 ) -> None:

@@ -129,6 +129,37 @@ def test_chained_guardrails_and_chunks_release_at_the_finish_chunk() -> None:
     assert chunk_filter.close() == []
 
 
+def test_tool_call_arguments_are_streams_of_their_own_released_by_call_index() -> None:
+    chunk_filter = ChoiceTextFilter(lambda: PII.stream(Vault(), Findings()))
+
+    def chunk(*calls: tuple[int, str], finish: str | None = None) -> dict[str, object]:
+        tool_calls = [{"index": i, "function": {"arguments": a}} for i, a in calls]
+        delta = {"tool_calls": tool_calls} if calls else {}
+        return {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def arguments(chunk: dict[str, object]) -> dict[int, str]:
+        delta = chunk["choices"][0]["delta"]  # type: ignore[index]
+        return {c["index"]: c["function"]["arguments"] for c in delta.get("tool_calls", [])}
+
+    out = chunk_filter.batch(
+        [chunk((0, '{"to": "ann@exa')), chunk((1, '{"tel": "+1 555')), chunk((0, 'mple.com"}'))]
+    )
+    assert [arguments(c) for c in out] == [{0: '{"to": "'}, {1: '{"tel": "'}, {0: '[EMAIL_1]"}'}]
+    (last,) = chunk_filter.batch([chunk((1, ' 123 4567"}'), finish="tool_calls")])
+    # The second call's number was held whole, then released with the finish chunk.
+    assert arguments(last) == {1: '[PHONE_1]"}'}
+    assert chunk_filter.close() == []
+
+
+def test_arguments_held_at_the_end_join_the_finish_chunk_under_their_call() -> None:
+    chunk_filter = ChoiceTextFilter(lambda: PII.stream(Vault(), Findings()))
+    calls = [{"index": 2, "function": {"arguments": '{"to": "bob@example.org'}}]
+    chunk_filter.batch([{"choices": [{"index": 0, "delta": {"tool_calls": calls}}]}])
+    finish = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+    chunk_filter.batch([{"choices": [finish]}])
+    assert finish["delta"] == {"tool_calls": [{"index": 2, "function": {"arguments": "[EMAIL_1]"}}]}
+
+
 def test_text_still_held_when_the_upstream_ends_leaves_in_a_chunk_of_its_own() -> None:
     chunk_filter = ChoiceTextFilter(lambda: PII.stream(Vault(), Findings()))
     chunk_filter.batch([{"id": "c", "model": "m", "choices": [{"index": 0, "text": "hi bob"}]}])
