@@ -25,6 +25,7 @@ from gateway.api.relay import Batch, Body, ChunkFilter, StreamRelay
 from gateway.api.state import RECORD, STATE
 from gateway.cache.service import Lookup, ResponseCache
 from gateway.guardrails.service import Checked, ModelGuard
+from gateway.observability.logs import AccessRecord
 from gateway.routing.streams import BatchStream
 
 
@@ -152,10 +153,18 @@ class Exchange:
         return {} if self.lookup is None else {"X-Gateway-Cache": self.lookup.status}
 
     @classmethod
-    async def guard_only(cls, request: web.Request, model: str, body: dict[str, Any]) -> Exchange:
+    async def guard_only(
+        cls,
+        request: web.Request,
+        model: str,
+        body: dict[str, Any],
+        record: AccessRecord | None = None,
+    ) -> Exchange:
         """Input guardrails alone, on a chat completion body another endpoint
-        built (the Responses API): masked in place, or refused."""
-        guard, checked = await _check_input(request, model, body)
+        built (the Responses API): masked in place, or refused. ``record``:
+        the access record the findings go to, when not the request's (a
+        WebSocket turn)."""
+        guard, checked = await _check_input(request, model, body, record)
         return cls(guard, checked, None, None)
 
     def guarded(self, first: Batch, rest: BatchStream) -> tuple[Batch, BatchStream]:
@@ -222,7 +231,7 @@ class Exchange:
 
 
 async def _check_input(
-    request: web.Request, model: str, body: dict[str, Any]
+    request: web.Request, model: str, body: dict[str, Any], record: AccessRecord | None = None
 ) -> tuple[ModelGuard | None, Checked | None]:
     """The model's input guardrails on ``body`` (masked in place, or refused),
     their findings recorded for the access log; (None, None) without any."""
@@ -233,7 +242,7 @@ async def _check_input(
     if guard is None:
         return None, None
     checked = Checked()
-    record = request[RECORD]
+    record = record if record is not None else request[RECORD]
     record.guardrails = checked.findings.counts
     record.restored = checked.vault.restorable
     await guard.check_input(body, checked)

@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from adapters.errors import GatewayError, InvalidRequestError
+from gateway.api.exchange import Exchange
 from gateway.api.responses_protocol import ResponseCreateEvent, wire_validation_error
 from gateway.api.routes.responses import admit, call_of, caller
 from gateway.api.state import RECORD, STATE
@@ -158,6 +159,8 @@ async def _respond(
     turn = await service.prepare(state.router, body, caller(request), local)
     sink = SocketSink(socket, stream_id)
     async with admit(request, turn) as grant:
+        # Guardrails see the chat completion the backend would get, as over HTTP.
+        exchange = await Exchange.guard_only(request, body["model"], turn.chat, record)
         if body.get("generate") is False:
             stream = turn.stream()  # state prepared, nothing generated
             events = stream.start()
@@ -166,6 +169,7 @@ async def _respond(
             await sink.end([*events, stream.terminal()])
             return
         first, chunks, target = await state.router.open_stream(turn.model, call_of(request, turn))
+        first, chunks = exchange.guarded(first, chunks)
         async with aclosing(chunks):
             record.target = target.name
             record.ttft = time.perf_counter() - record.started

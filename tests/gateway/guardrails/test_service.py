@@ -362,3 +362,30 @@ def test_the_responses_api_is_masked_and_restored_too(
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="strict", input=f"card {PII['CREDIT_CARD']}")
     assert refused.value.code == "content_policy_violation"
+
+
+def socket_turn(connection: Any, **create: Any) -> list[Any]:
+    """One response.create on a WebSocket: its events up to the terminal or error one."""
+    connection.response.create(**create)
+    events = []
+    for event in connection:
+        events.append(event)
+        if event.type in ("response.completed", "response.failed", "error"):
+            return events
+    raise AssertionError("the socket closed mid-turn")
+
+
+def test_the_responses_websocket_mode_is_masked_restored_and_refused_too(
+    gw: tuple[openai.OpenAI, FakeUpstream],
+) -> None:
+    client, upstream = gw
+    with client.responses.connect() as connection:
+        events = socket_turn(connection, model="chat", input=PROMPT)
+        deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+        assert "".join(deltas) == f"alpha: {PROMPT}"
+        received = sent_upstream(upstream)
+        assert not any(value in received for value in PII.values())
+        assert "[CREDIT_CARD_1]" in received
+        [refused] = socket_turn(connection, model="strict", input=f"card {PII['CREDIT_CARD']}")
+        assert refused.type == "error" and refused.error.code == "content_policy_violation"
+        assert "'pii-block'" in refused.error.message and "4111" not in refused.error.message
