@@ -121,6 +121,9 @@ FRAGMENTS = [
     "jane.doe@example.com", "a@b", "x@y.io", "+1 (555) 123-4567", "030 1234 5678",
     "4111 1111 1111 1111", "4111-1111-1111-1112", "DE89 3704 0044 0532 0130 00", "GB82WEST",
     "10.0.0.255", "fe80::1ff:fe23", "10:30", "sk-" + "a" * 24, "AKIAIOSFODNN7EXAMPLE",
+    "ghp_" + "b" * 36, "github_pat_" + "c" * 22, "glpat-" + "d" * 20, "xoxb-1234567890",
+    "sk_live_" + "e" * 16, "AIza" + "f" * 35, "eyJhbGciOiJIUzI1.eyJzdWIiOiIx.c2lnbmF0dXJl",
+    "task-based", "desk_", "eyJ", "+44 (20) 7946 0958", "(030) 1234 5678", "x+1 555 0100",
     "word", "two-line", "1", "42", "2024", "+", "(", ")", "-", ".", "@", ":", "_",
 ]  # fmt: skip
 REFERENCE = Scanner(
@@ -137,3 +140,25 @@ def test_the_shortcuts_find_what_searching_everywhere_finds(parts: list[str], se
     # first digit, the last space, ...); searching at every position must agree.
     text = sep.join(parts)
     assert PRODUCTION.find(text) == REFERENCE.find(text)
+
+
+# The phone and card patterns as first written: lookbehinds first, then optional
+# groups. Production leads each with its first character, which ``re`` skips to.
+AS_READ = {
+    "PHONE": r"(?<![\w@.+-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?"
+    r"\d{1,4}(?:[ .-]?\d{2,4}){1,5}(?![\w]|[.,]\d)",
+    "CREDIT_CARD": r"(?<![\w@.+-])(?<!\d[ .-])\d{4}(?:[ -]?\d{3,4}){2,3}(?:[ -]?\d{1,4})?"
+    r"(?![\w]|[.,]\d)",
+}
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS)), st.sampled_from([" ", "", ", ", "\n", "-", "."]))
+def test_numbers_led_by_their_first_character_match_as_written_plainly(
+    parts: list[str], sep: str
+) -> None:
+    text = sep.join(parts)
+    for kind in ("phone", "credit_card"):
+        (detector,) = DETECTORS[kind]
+        led = re.compile(detector.pattern, re.ASCII)
+        plain = re.compile(AS_READ[detector.label], re.ASCII)
+        assert [m.span() for m in led.finditer(text)] == [m.span() for m in plain.finditer(text)]
