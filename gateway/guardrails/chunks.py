@@ -97,13 +97,13 @@ class ChoiceTextFilter:
 
     def _arguments(self, index: int, calls: list[Any]) -> None:
         for call in calls:
-            function = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(function, dict):
+            found = _function(call)
+            if found is None:
                 continue
+            call_index, function = found
             piece = function.get("arguments")
             if isinstance(piece, str) and piece:
-                stream = self._stream((index, int(call.get("index") or 0)))
-                function["arguments"] = stream.feed(piece)
+                function["arguments"] = self._stream((index, call_index)).feed(piece)
 
     def close(self) -> Batch:
         """A chunk with what is still held, when no finish chunk released it."""
@@ -138,8 +138,18 @@ def _append(choice: Chunk, field: Field, text: str) -> None:
     if not isinstance(calls, list):
         calls = delta["tool_calls"] = []
     for call in calls:
-        function = call.get("function") if isinstance(call, dict) else None
-        if int(call.get("index") or 0) == field and isinstance(function, dict):
-            function["arguments"] = (function.get("arguments") or "") + text
+        found = _function(call)
+        if found is not None and found[0] == field:
+            found[1]["arguments"] = (found[1].get("arguments") or "") + text
             return
     calls.append({"index": field, "function": {"arguments": text}})
+
+
+def _function(call: Any) -> tuple[int, Chunk] | None:
+    """A streamed tool call's index (0 when it has none) and its ``function``;
+    None for anything else an upstream may send there."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        return None
+    index = call.get("index")
+    return (index if isinstance(index, int) else 0), function

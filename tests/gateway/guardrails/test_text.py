@@ -160,6 +160,16 @@ def test_arguments_held_at_the_end_join_the_finish_chunk_under_their_call() -> N
     assert finish["delta"] == {"tool_calls": [{"index": 2, "function": {"arguments": "[EMAIL_1]"}}]}
 
 
+def test_tool_call_entries_that_are_no_calls_are_passed_over_not_fatal() -> None:
+    chunk_filter = ChoiceTextFilter(lambda: PII.stream(Vault(), Findings()))
+    calls = ["junk", {"index": 0, "function": {"arguments": "mail bob@example.org"}}]
+    chunk_filter.batch([{"choices": [{"index": 0, "delta": {"tool_calls": calls}}]}])
+    finish = {"index": 0, "delta": {"tool_calls": ["junk"]}, "finish_reason": "tool_calls"}
+    chunk_filter.batch([{"choices": [finish]}])
+    held = {"index": 0, "function": {"arguments": "[EMAIL_1]"}}
+    assert finish["delta"] == {"tool_calls": ["junk", held]}
+
+
 def test_text_still_held_when_the_upstream_ends_leaves_in_a_chunk_of_its_own() -> None:
     chunk_filter = ChoiceTextFilter(lambda: PII.stream(Vault(), Findings()))
     chunk_filter.batch([{"id": "c", "model": "m", "choices": [{"index": 0, "text": "hi bob"}]}])
