@@ -147,17 +147,20 @@ class DirectLoad:
         self.client = client(url)
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(streams)
-        self.futures = [self.pool.submit(self._stream) for _ in range(streams)]
+        self.futures = [self.pool.submit(self._stream, slot) for slot in range(streams)]
 
-    def _stream(self) -> int:
+    def _stream(self, slot: int) -> int:
         # One stream after another until told to stop: a tiny engine finishes
         # 900 tokens in a few seconds, sooner than the load may have been read.
+        # Each slot's streams are of another length, so the slots never end and
+        # start again together (a once-a-second load report could land in that
+        # gap and see the engine nearly idle).
         chunks = 0
         while not self.stop.is_set():
             stream = self.client.chat.completions.create(
                 model="tiny-llama3",
                 messages=[{"role": "user", "content": "Tell a very long story."}],
-                max_tokens=900,  # the engine holds 1024 tokens
+                max_tokens=900 - 60 * slot,  # the engine holds 1024 tokens
                 stream=True,
                 extra_body={"ignore_eos": True},
             )
