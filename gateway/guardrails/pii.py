@@ -10,7 +10,6 @@ do without), so a text without digits never runs the number patterns.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -94,8 +93,9 @@ class Detector:
     Every match holds ``needs`` starting at most ``reach`` characters after the
     match's own start, so a pattern is only searched for from just before an
     occurrence of it: an ``@`` or a few digits are found at C speed, and most
-    texts never run most patterns. A ``needs`` led by a digit is searched for
-    from the text's first digit; with ``spaceless``, from the last space
+    texts never run most patterns. With ``between_digits`` (every match of
+    ``needs`` starts and ends with a digit) it is searched for only between
+    the text's first and last digit; with ``spaceless``, from the last space
     before it.
     """
 
@@ -105,17 +105,24 @@ class Detector:
     reach: int = 0
     valid: Callable[[str], bool] | None = None
     spaceless: bool = False  # no match holds a space (so none starts before one)
+    between_digits: bool = False
 
 
-_HINT_CHARS = re.compile(r"[\d@:_-]")
+# Every kind needs one of these characters, or starts with one of three literals.
+_HINT_BYTES = b"0123456789@:_-"
 
 
 def may_hold_pii(text: str, start: int = 0) -> bool:
     """False when ``text[start:]`` cannot hold a finding of any kind: every
     kind needs a digit, ``@``, ``:``, ``_`` or ``-``, or starts with one of
-    three literals (most answers and much prose fail this at C speed)."""
+    three literals (most answers and much prose fail this at C speed).
+
+    Deleting those bytes from the text's UTF-8 form is one C loop, a tenth of
+    what a regular expression's character class costs a character (no other
+    character's UTF-8 form holds an ASCII byte)."""
+    data = (text[start:] if start else text).encode("utf-8", "surrogatepass")
     return (
-        _HINT_CHARS.search(text, start) is not None
+        len(data.translate(None, _HINT_BYTES)) < len(data)
         or "AKIA" in text
         or "AIza" in text
         or "eyJ" in text
@@ -169,6 +176,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             r"\d\d(?<=[A-Z]{2}\d\d)",  # led by the digits: twice as fast to search as [A-Z]
             reach=2,
             valid=iban_valid,
+            between_digits=True,
         ),
     ),
     "ip_address": (
@@ -178,6 +186,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             r"\d\.\d",
             reach=2,
             valid=ip_valid,
+            between_digits=True,
         ),
         Detector(
             "IP_ADDRESS",
@@ -195,6 +204,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             r"(?![\w]|[.,]\d)",
             r"\d{4}",
             valid=card_valid,
+            between_digits=True,
         ),
     ),
     "phone": (
@@ -210,6 +220,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             r"\d[ .-]?\d\d",
             reach=16,
             valid=phone_valid,
+            between_digits=True,
         ),
     ),
 }

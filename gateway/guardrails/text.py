@@ -45,6 +45,13 @@ class Findings:
         key = (guardrail, stage, action, label)
         self.counts[key] = self.counts.get(key, 0) + count
 
+    def add_spans(self, guardrail: str, stage: Stage, action: str, spans: list[Span]) -> None:
+        """One finding per span, counted by its label (one call per text)."""
+        counts = self.counts
+        for span in spans:
+            key = (guardrail, stage, action, span.label)
+            counts[key] = counts.get(key, 0) + 1
+
     def summary(self) -> list[dict[str, object]]:
         return [
             {"guardrail": g, "stage": s, "action": a, "kind": k, "count": n}
@@ -72,7 +79,16 @@ class TextGuard:
             detectors = [d for kind in config.entities for d in DETECTORS[kind]]
             # ASCII classes: \d and \w need no Unicode lookups (all the kinds are ASCII).
             rules = [
-                Rule.compile(d.label, d.pattern, d.needs, d.reach, d.valid, re.ASCII, d.spaceless)
+                Rule.compile(
+                    d.label,
+                    d.pattern,
+                    d.needs,
+                    d.reach,
+                    d.valid,
+                    re.ASCII,
+                    d.spaceless,
+                    d.between_digits,
+                )
                 for d in detectors
             ]
         else:
@@ -106,13 +122,13 @@ class TextGuard:
         restorable = self.restorable and stage == "input" and self.action == "mask"
         # ``text`` with each span replaced by its placeholder (blocked text too,
         # so the audit log never holds what was refused).
+        findings.add_spans(self.name, stage, self.action, spans)
         parts = []
         position = start
+        placeholder = vault.placeholder
         for span in spans:
-            findings.add(self.name, stage, self.action, span.label)
             parts.append(text[position : span.start])
-            value = text[span.start : span.end]
-            parts.append(vault.placeholder(span.label, value, restorable))
+            parts.append(placeholder(span.label, text[span.start : span.end], restorable))
             position = span.end
         parts.append(text[position:])
         return "".join(parts)

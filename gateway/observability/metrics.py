@@ -132,7 +132,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._errors: dict[tuple[str, str, str], Any] = {}
         self._by_model: dict[str, _ModelSeries] = {}
-        self._findings: dict[tuple[str, str, str, str], Any] = {}
+        self._findings: dict[tuple[str, str], Any] = {}
         self._sampler: asyncio.Task[None] | None = None
 
     def _build(self, registry: CollectorRegistry | None) -> None:
@@ -245,14 +245,20 @@ class Metrics:
         if record.cache is not None:
             self._count_cache(model, record)
         if record.guardrails:
-            for finding, count in record.guardrails.items():
-                child = self._findings.get(finding)
-                if child is None:  # (guardrail, stage, action, kind): by guardrail and action
-                    guardrail, _, action, _ = finding
-                    child = self._findings[finding] = self.guardrail_findings.labels(
-                        guardrail, action
-                    )
-                child.inc(count)
+            self._count_findings(record.guardrails)
+
+    def _count_findings(self, findings: dict[tuple[str, str, str, str], int]) -> None:
+        """By guardrail and action, stages and kinds summed: one increment per
+        series (an increment takes the metric's lock)."""
+        totals: dict[tuple[str, str], int] = {}
+        for (guardrail, _, action, _), count in findings.items():
+            series = (guardrail, action)
+            totals[series] = totals.get(series, 0) + count
+        for series, count in totals.items():
+            child = self._findings.get(series)
+            if child is None:
+                child = self._findings[series] = self.guardrail_findings.labels(*series)
+            child.inc(count)
 
     def _count_cache(self, model: str, record: AccessRecord) -> None:
         assert record.cache is not None

@@ -80,6 +80,13 @@ def test_text_without_hints_has_no_findings(text: str) -> None:
     assert may_hold_pii(text) or found(text) == []
 
 
+def test_the_pre_check_reads_from_start_and_takes_any_string() -> None:
+    assert may_hold_pii("mail a@b.io") and not may_hold_pii("a@b then words", 3)
+    assert may_hold_pii("café 42") and not may_hold_pii("café crème")
+    # A lone surrogate (JSON can carry one) has no UTF-8 form: still no error.
+    assert not may_hold_pii("half \ud800 a pair") and may_hold_pii("\ud800 7")
+
+
 def test_luhn_and_iban_checksums() -> None:
     assert luhn_valid("79927398713") and not luhn_valid("79927398710")
     assert card_valid("4012-8888-8888-1881") and not card_valid("4012-8888-8888-1882")
@@ -125,6 +132,7 @@ FRAGMENTS = [
     "sk_live_" + "e" * 16, "AIza" + "f" * 35, "eyJhbGciOiJIUzI1.eyJzdWIiOiIx.c2lnbmF0dXJl",
     "task-based", "desk_", "eyJ", "+44 (20) 7946 0958", "(030) 1234 5678", "x+1 555 0100",
     "word", "two-line", "1", "42", "2024", "+", "(", ")", "-", ".", "@", ":", "_",
+    "naïve", "\uff15",  # not ASCII (a fullwidth 5: no digit to the detectors)
 ]  # fmt: skip
 REFERENCE = Scanner(
     Rule.compile(d.label, d.pattern, None, 0, d.valid, re.ASCII)
