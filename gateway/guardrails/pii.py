@@ -96,7 +96,8 @@ class Detector:
     texts never run most patterns. With ``between_digits`` (every match of
     ``needs`` starts and ends with a digit) it is searched for only between
     the text's first and last digit; with ``spaceless``, from the last space
-    before it.
+    before it. A text with fewer than ``min_digits`` digits is passed over:
+    the validator rejects every match with fewer.
     """
 
     label: str  # placeholder prefix: [EMAIL_1]
@@ -106,6 +107,7 @@ class Detector:
     valid: Callable[[str], bool] | None = None
     spaceless: bool = False  # no match holds a space (so none starts before one)
     between_digits: bool = False
+    min_digits: int = 0
 
 
 # Every kind needs one of these characters, or starts with one of three literals.
@@ -187,6 +189,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             reach=2,
             valid=ip_valid,
             between_digits=True,
+            min_digits=4,
         ),
         Detector(
             "IP_ADDRESS",
@@ -205,6 +208,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             r"\d{4}",
             valid=card_valid,
             between_digits=True,
+            min_digits=13,
         ),
     ),
     "phone": (
@@ -221,6 +225,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             reach=16,
             valid=phone_valid,
             between_digits=True,
+            min_digits=7,
         ),
     ),
 }

@@ -35,7 +35,8 @@ class Rule:
     partial: regex.Pattern[str]
     # Every match holds ``needs`` at most ``reach`` characters after its start
     # (see ``gateway.guardrails.pii.Detector``); None: the pattern is searched
-    # for everywhere.
+    # for everywhere. A ``needs`` that is a plain string (``@``) is found with
+    # ``str.find``, which never touches a pattern.
     needs: re.Pattern[str] | None = None
     reach: int = 0
     valid: Callable[[str], bool] | None = None
@@ -44,6 +45,11 @@ class Rule:
     # searched for between the text's first and last digit, found once for all
     # such rules (most prose has few digits, in few places).
     between_digits: bool = False
+    # Every valid match holds this many ASCII digits: a text with fewer is
+    # passed over without searching (a year holds no phone number, let alone a
+    # card's thirteen digits).
+    min_digits: int = 0
+    needs_string: str | None = None
 
     @classmethod
     def compile(
@@ -56,13 +62,24 @@ class Rule:
         flags: int = 0,
         spaceless: bool = False,
         between_digits: bool = False,
+        min_digits: int = 0,
     ) -> Rule:
         wanted = None if needs is None else re.compile(needs, flags)
         # Without re.ASCII, \d also matches other scripts' digits.
-        between_digits = wanted is not None and between_digits and bool(flags & re.ASCII)
-        partial = regex.compile(pattern, flags)
-        whole = re.compile(pattern, flags)
-        return cls(label, whole, partial, wanted, reach, valid, spaceless, between_digits)
+        ascii_digits = bool(flags & re.ASCII)
+        string = needs if needs and re.escape(needs) == needs else None
+        return cls(
+            label,
+            whole=re.compile(pattern, flags),
+            partial=regex.compile(pattern, flags),
+            needs=wanted,
+            reach=reach,
+            valid=valid,
+            spaceless=spaceless,
+            between_digits=between_digits and ascii_digits and wanted is not None,
+            min_digits=min_digits if ascii_digits else 0,
+            needs_string=None if flags & re.IGNORECASE else string,
+        )
 
 
 @dataclass(slots=True)  # made for every candidate: not frozen, whose __init__ is slower
@@ -72,20 +89,23 @@ class Span:
     label: str
 
 
-def _next(rule: Rule, text: str, position: int, digits: tuple[int, int]) -> Span | None:
+def _next(rule: Rule, text: str, position: int, digits: Digits) -> Span | None:
     """The rule's first valid, non-empty match from ``position`` (after a
     rejected candidate, say digits failing the Luhn check, the next position
-    is tried: what is found never depends on how far a rejected one ran).
-    Every digit of ``text`` is in ``text[digits[0]:digits[1]]``."""
+    is tried: what is found never depends on how far a rejected one ran)."""
     needs = rule.needs
     while True:
         # No match starts before the first occurrence of what it needs, less
         # its reach: the search starts there (or is not run).
         if needs is None:
             at = position
+        elif rule.needs_string is not None:
+            at = text.find(rule.needs_string, position)
+            if at < 0:
+                return None
         else:
             if rule.between_digits:
-                first, end = digits
+                first, end, _ = digits
                 found = needs.search(text, first if position < first else position, end)
             else:
                 found = needs.search(text, position)
@@ -115,19 +135,25 @@ _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 _DIGIT = re.compile(r"\d", re.ASCII)
 # Each digit byte as b"0", every other byte as it is (none of them is b"0").
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# Where the ASCII digits of a text are: the first, one past the last, and how
+# many there are at most.
+Digits = tuple[int, int, int]
+_NO_DIGITS: Digits = (0, 0, 0)
 
 
-def _digit_bounds(text: str, start: int) -> tuple[int, int]:
-    """Where the ASCII digits of ``text[start:]`` are: the first and one past
-    the last ((0, 0) without any). An ASCII text's digits are found by a
-    translate and two memchr-speed finds: a regular expression's ``\\d``
-    costs some fifty instructions a character."""
+def _digits(text: str, start: int) -> Digits:
+    """The ASCII digits of ``text[start:]`` (``_NO_DIGITS`` without any). An
+    ASCII text's are found by a translate, two memchr-speed finds and a
+    count: a regular expression's ``\\d`` costs some fifty instructions a
+    character."""
     if text.isascii():
         marks = text.encode("ascii").translate(_DIGITS_AS_ZERO)
         first = marks.find(b"0", start)
-        return (0, 0) if first < 0 else (first, marks.rfind(b"0") + 1)
+        if first < 0:
+            return _NO_DIGITS
+        return first, marks.rfind(b"0") + 1, marks.count(b"0", first)
     found = _DIGIT.search(text, start)
-    return (0, 0) if found is None else (found.start(), len(text))
+    return _NO_DIGITS if found is None else (found.start(), len(text), len(text) - found.start())
 
 
 class Scanner:
@@ -137,7 +163,7 @@ class Scanner:
         """``prefilter(text, start)`` is False when no rule can match ``text[start:]``."""
         self.rules = tuple(rules)
         self._prefilter = prefilter
-        self._between_digits = any(rule.between_digits for rule in self.rules)
+        self._counts_digits = any(rule.between_digits or rule.min_digits for rule in self.rules)
         # Streams ask "may any rule still be matching from here?" at each new
         # position: one alternation answers for all the rules it can hold (global
         # flags such as (?i) would leak into the others, so those stay apart).
@@ -154,11 +180,14 @@ class Scanner:
         findings whether the text comes whole or in pieces."""
         if self._prefilter is not None and not self._prefilter(text, start):
             return []
-        digits = _digit_bounds(text, start) if self._between_digits else (0, 0)
+        digits = _digits(text, start) if self._counts_digits else _NO_DIGITS
+        digit_count = digits[2]
         # The next valid match of each rule that has one, with its rule (in
         # the rules' order, so that of two equal matches the first rule's wins).
         upcoming: list[tuple[Span, Rule]] = []
         for rule in self.rules:
+            if rule.min_digits > digit_count:
+                continue
             span = _next(rule, text, start, digits)
             if span is not None:
                 upcoming.append((span, rule))

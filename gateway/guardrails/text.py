@@ -88,6 +88,7 @@ class TextGuard:
                     re.ASCII,
                     d.spaceless,
                     d.between_digits,
+                    d.min_digits,
                 )
                 for d in detectors
             ]
