@@ -140,10 +140,13 @@ REFERENCE = Scanner(
     for detectors in DETECTORS.values()
     for d in detectors
 )
+
+
 @given(st.lists(st.sampled_from(FRAGMENTS)), st.sampled_from([" ", "", ", ", "\n"]))
 def test_the_shortcuts_find_what_searching_everywhere_finds(parts: list[str], sep: str) -> None:
-    # The production scanner searches from where a match can start (after the
-    # first digit, the last space, ...); searching at every position must agree.
+    # The production scanner searches only where a match can start (between the
+    # first and last digit, after the last space, ...) and passes over kinds
+    # the text has too few digits for; searching at every position must agree.
     text = sep.join(parts)
     assert PRODUCTION.find(text) == REFERENCE.find(text)
 
