@@ -66,7 +66,7 @@ class ModelGuard:
         for guard in self.inputs:
             if isinstance(guard, ModelJudge):
                 if await guard.blocks(self._router(), body):
-                    checked.findings.add(guard.name, "input", "block", "MODEL")
+                    checked.findings.add(guard.name, "input", "block", ("MODEL",))
                     raise blocked(guard.name, "input")
                 continue
 

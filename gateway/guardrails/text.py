@@ -10,7 +10,7 @@ put the caller's own values back in place of their placeholders.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,15 +41,11 @@ class Findings:
         if self.blocked is not None:
             raise blocked(*self.blocked)
 
-    def add(self, guardrail: str, stage: Stage, action: str, label: str, count: int = 1) -> None:
-        key = (guardrail, stage, action, label)
-        self.counts[key] = self.counts.get(key, 0) + count
-
-    def add_spans(self, guardrail: str, stage: Stage, action: str, spans: list[Span]) -> None:
-        """One finding per span, counted by its label (one call per text)."""
+    def add(self, guardrail: str, stage: Stage, action: str, labels: Iterable[str]) -> None:
+        """One finding per label (one call per text)."""
         counts = self.counts
-        for span in spans:
-            key = (guardrail, stage, action, span.label)
+        for label in labels:
+            key = (guardrail, stage, action, label)
             counts[key] = counts.get(key, 0) + 1
 
     def summary(self) -> list[dict[str, object]]:
@@ -83,12 +79,12 @@ class TextGuard:
                     d.label,
                     d.pattern,
                     d.needs,
-                    d.reach,
-                    d.valid,
-                    re.ASCII,
-                    d.spaceless,
-                    d.between_digits,
-                    d.min_digits,
+                    reach=d.reach,
+                    valid=d.valid,
+                    flags=re.ASCII,
+                    spaceless=d.spaceless,
+                    between_digits=d.between_digits,
+                    min_digits=d.min_digits,
                 )
                 for d in detectors
             ]
@@ -123,7 +119,7 @@ class TextGuard:
         restorable = self.restorable and stage == "input" and self.action == "mask"
         # ``text`` with each span replaced by its placeholder (blocked text too,
         # so the audit log never holds what was refused).
-        findings.add_spans(self.name, stage, self.action, spans)
+        findings.add(self.name, stage, self.action, [span.label for span in spans])
         parts = []
         position = start
         placeholder = vault.placeholder
