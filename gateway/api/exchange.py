@@ -243,7 +243,7 @@ async def _check_input(
         return None, None
     checked = Checked()
     record = record if record is not None else request[RECORD]
-    record.guardrails = checked.findings.counts
+    record.guardrails = checked.findings.found
     record.restored = checked.vault.restorable
     await guard.check_input(body, checked)
     return guard, checked

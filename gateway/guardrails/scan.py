@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import regex
 
@@ -82,11 +82,35 @@ class Rule:
         )
 
 
-@dataclass(slots=True)  # made for every candidate: not frozen, whose __init__ is slower
-class Span:
-    start: int
-    end: int
-    label: str
+# A finding: (start, end, label). A tuple, made in C: a class's __init__ would
+# be a Python call for every candidate.
+Span = tuple[int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What every finding of a scanner's rules holds: one of the ASCII
+    characters ``chars``, or one of ``literals``. Most answers and much prose
+    hold none, which deleting ``chars`` from the text's UTF-8 form tells in
+    one C loop (a tenth of a regular expression's cost a character; no other
+    character's UTF-8 form holds an ASCII byte)."""
+
+    chars: bytes
+    literals: tuple[str, ...] = ()
+
+    def absent(self, text: str, data: bytes) -> bool:
+        """True when ``text``, whose UTF-8 form is ``data``, holds no hint."""
+        if len(data.translate(None, self.chars)) < len(data):
+            return False
+        for literal in self.literals:  # noqa: SIM110 (all() would add a generator frame)
+            if literal in text:
+                return False
+        return True
+
+
+def utf8(text: str) -> bytes:
+    """``text`` in UTF-8; a lone surrogate (which JSON can carry) does not raise."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _next(rule: Rule, text: str, position: int, digits: Digits) -> Span | None:
@@ -121,9 +145,10 @@ def _next(rule: Rule, text: str, position: int, digits: Digits) -> Span | None:
         match = rule.whole.search(text, position)
         if match is None:
             return None
-        if match.end() > match.start() and (rule.valid is None or rule.valid(match.group())):
-            return Span(match.start(), match.end(), rule.label)
-        position = match.start() + 1
+        found_at, end = match.span()
+        if end > found_at and (rule.valid is None or rule.valid(match.group())):
+            return found_at, end, rule.label
+        position = found_at + 1
 
 
 def _global_flags(pattern: str) -> bool:
@@ -141,28 +166,26 @@ Digits = tuple[int, int, int]
 _NO_DIGITS: Digits = (0, 0, 0)
 
 
-def _digits(text: str, start: int) -> Digits:
-    """The ASCII digits of ``text[start:]`` (``_NO_DIGITS`` without any). An
-    ASCII text's are found by a translate, two memchr-speed finds and a
-    count: a regular expression's ``\\d`` costs some fifty instructions a
-    character."""
-    if text.isascii():
-        marks = text.encode("ascii").translate(_DIGITS_AS_ZERO)
-        first = marks.find(b"0", start)
+def _digits(text: str, start: int, data: bytes) -> Digits:
+    """The ASCII digits of ``text[start:]``, whose UTF-8 form is ``data``
+    (``_NO_DIGITS`` without any). An ASCII text's are found by a translate,
+    two memchr-speed finds and a count: a regular expression's ``\\d`` costs
+    some fifty instructions a character."""
+    if len(data) == len(text) - start:  # ASCII: a byte a character
+        marks = data.translate(_DIGITS_AS_ZERO)
+        first = marks.find(b"0")
         if first < 0:
             return _NO_DIGITS
-        return first, marks.rfind(b"0") + 1, marks.count(b"0", first)
+        return first + start, marks.rfind(b"0") + 1 + start, marks.count(b"0", first)
     found = _DIGIT.search(text, start)
     return _NO_DIGITS if found is None else (found.start(), len(text), len(text) - found.start())
 
 
 class Scanner:
-    def __init__(
-        self, rules: Iterable[Rule], prefilter: Callable[[str, int], bool] | None = None
-    ) -> None:
-        """``prefilter(text, start)`` is False when no rule can match ``text[start:]``."""
+    def __init__(self, rules: Iterable[Rule], hints: Hints | None = None) -> None:
+        """``hints``: what every match of every rule holds (None: no pre-check)."""
         self.rules = tuple(rules)
-        self._prefilter = prefilter
+        self._hints = hints
         self._counts_digits = any(rule.between_digits or rule.min_digits for rule in self.rules)
         # Streams ask "may any rule still be matching from here?" at each new
         # position: one alternation answers for all the rules it can hold (global
@@ -178,9 +201,12 @@ class Scanner:
         any rule (the longest of those starting together) wins, and the scan
         goes on after it. Being one scan from a position, it gives the same
         findings whether the text comes whole or in pieces."""
-        if self._prefilter is not None and not self._prefilter(text, start):
-            return []
-        digits = _digits(text, start) if self._counts_digits else _NO_DIGITS
+        data = b""
+        if self._hints is not None or self._counts_digits:
+            data = (text[start:] if start else text).encode("utf-8", "surrogatepass")
+            if self._hints is not None and self._hints.absent(text, data):
+                return []
+        digits = _digits(text, start, data) if self._counts_digits else _NO_DIGITS
         digit_count = digits[2]
         # The next valid match of each rule that has one, with its rule (in
         # the rules' order, so that of two equal matches the first rule's wins).
@@ -195,15 +221,15 @@ class Scanner:
         while upcoming:
             best = upcoming[0][0]
             for span, _ in upcoming:
-                if span.start < best.start or (span.start == best.start and span.end > best.end):
+                if span[0] < best[0] or (span[0] == best[0] and span[1] > best[1]):
                     best = span
             spans.append(best)
-            position = best.end
+            position = best[1]
             # The scan goes on after the finding: matches starting before its
             # end are searched for again from there.
             kept: list[tuple[Span, Rule]] = []
             for span, rule in upcoming:
-                if span.start < position:
+                if span[0] < position:
                     found = _next(rule, text, position, digits)
                     if found is None:
                         continue
@@ -237,22 +263,24 @@ class Scanner:
             return [], hold
         spans = self.find(text, start)
         # A finding that crosses the hold point is held whole.
-        for span in spans:
-            if span.start < hold < span.end:
-                hold = span.start
+        for span_start, span_end, _ in spans:
+            if span_start < hold < span_end:
+                hold = span_start
                 break
-        return [s for s in spans if s.end <= hold], hold
+        return [span for span in spans if span[1] <= hold], hold
 
 
-@dataclass(slots=True)
 class Vault:
     """One request's placeholders: the same value always gets the same one
     (numbered per label in order of appearance); only values masked with
     ``restorable`` are mapped back in the answer."""
 
-    by_value: dict[tuple[str, str], str] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    restorable: dict[str, str] = field(default_factory=dict)  # placeholder -> value
+    __slots__ = ("by_value", "counts", "restorable")
+
+    def __init__(self) -> None:  # one per guarded request: no dataclass factories
+        self.by_value: dict[tuple[str, str], str] = {}
+        self.counts: dict[str, int] = {}
+        self.restorable: dict[str, str] = {}  # placeholder -> value
 
     def placeholder(self, label: str, value: str, restorable: bool) -> str:
         key = (label, value)

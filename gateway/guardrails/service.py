@@ -22,7 +22,6 @@ guardrail, never the text. The policies of a config are rebuilt on reload.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.guardrails import ModelGuardrailConfig, ModelGuardrails
@@ -37,12 +36,14 @@ from gateway.routing.router import Router
 RouterGetter = Callable[[], Router]
 
 
-@dataclass(slots=True)
 class Checked:
     """One request's guardrail state: its placeholders and findings."""
 
-    vault: Vault = field(default_factory=Vault)
-    findings: Findings = field(default_factory=Findings)
+    __slots__ = ("findings", "vault")
+
+    def __init__(self) -> None:  # one per guarded request: no dataclass factories
+        self.vault = Vault()
+        self.findings = Findings()
 
     @property
     def restores(self) -> bool:
@@ -63,18 +64,19 @@ class ModelGuard:
         """Run the input guardrails on ``body`` (masking in place); findings go
         to ``checked`` (give one to keep them when a block raises)."""
         checked = checked if checked is not None else Checked()
+        vault, findings = checked.vault, checked.findings
         for guard in self.inputs:
             if isinstance(guard, ModelJudge):
                 if await guard.blocks(self._router(), body):
-                    checked.findings.add(guard.name, "input", "block", ("MODEL",))
+                    findings.add(guard.name, "input", "block", ("MODEL",))
                     raise blocked(guard.name, "input")
                 continue
 
             def apply(text: str, where: Where, guard: TextGuard = guard) -> str:
-                return guard.apply(text, checked.vault, checked.findings, "input", where)
+                return guard.apply(text, vault, findings, "input", where)
 
             rewrite_request(body, apply)
-            checked.findings.refuse()
+            findings.refuse()
         return checked
 
     def output_text(self, text: str, checked: Checked) -> str:
@@ -96,13 +98,19 @@ class ModelGuard:
     def check_and_restore(self, result: dict[str, Any], checked: Checked) -> None:
         """``check_result`` then ``restore_result``, in one pass over the answer
         (when nothing needs the answer in between, as the cache does)."""
-        if not self.outputs:
+        outputs, vault, findings = self.outputs, checked.vault, checked.findings
+        if not outputs:
             self.restore_result(result, checked)
-        elif checked.restores:
-            vault = checked.vault
-            rewrite_result(result, lambda text: restore(self.output_text(text, checked), vault))
-        else:
-            rewrite_result(result, lambda text: self.output_text(text, checked))
+            return
+
+        def through(text: str) -> str:
+            for guard in outputs:
+                text = guard.apply(text, vault, findings, "output")
+            return restore(text, vault) if vault.restorable and "[" in text else text
+
+        rewrite_result(result, through)
+        if findings.blocked is not None:
+            findings.refuse()
 
     def output_stream(self, checked: Checked) -> Chain:
         return Chain([g.stream(checked.vault, checked.findings) for g in self.outputs])

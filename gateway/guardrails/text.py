@@ -10,15 +10,15 @@ put the caller's own values back in place of their placeholders.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Literal
 
 from adapters.errors import ContentPolicyError
 from gateway.config.guardrails import PiiGuardrailConfig, RegexGuardrailConfig
-from gateway.guardrails.pii import DETECTORS, may_hold_pii
-from gateway.guardrails.scan import CONTEXT_CHARS, Rule, Scanner, Span, Vault
+from gateway.guardrails.pii import DETECTORS, HINTS
+from gateway.guardrails.scan import CONTEXT_CHARS, Hints, Rule, Scanner, Span, Vault
 from gateway.guardrails.texts import Where, param_name
+from gateway.observability.logs import Finding, count_findings
 
 Stage = Literal["input", "output"]
 PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
@@ -26,33 +26,29 @@ PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
 _OPEN_PLACEHOLDER = re.compile(r"\[[A-Z_0-9]{0,40}\Z")
 
 
-@dataclass(slots=True)
 class Findings:
-    """What the guardrails found in one request: counts per guardrail, stage,
-    action and kind, never the values (metrics and the audit log read it)."""
+    """What the guardrails found in one request, a text's findings at a time
+    (metrics and the audit log count them): never the values."""
 
-    counts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
-    # The first block: (guardrail, stage, param). The blocked text is masked
-    # all the same, so the audit log never holds what was refused.
-    blocked: tuple[str, Stage, str | None] | None = None
+    __slots__ = ("blocked", "found")
+
+    def __init__(self) -> None:
+        self.found: list[Finding] = []
+        # The first block: (guardrail, stage, param). The blocked text is masked
+        # all the same, so the audit log never holds what was refused.
+        self.blocked: tuple[str, Stage, str | None] | None = None
 
     def refuse(self) -> None:
         """Raise the first block, if there was one."""
         if self.blocked is not None:
             raise blocked(*self.blocked)
 
-    def add(self, guardrail: str, stage: Stage, action: str, labels: Iterable[str]) -> None:
-        """One finding per label (one call per text)."""
-        counts = self.counts
-        for label in labels:
-            key = (guardrail, stage, action, label)
-            counts[key] = counts.get(key, 0) + 1
+    def add(self, guardrail: str, stage: Stage, action: str, kinds: Sequence[str]) -> None:
+        """One text's findings: one kind per finding."""
+        self.found.append((guardrail, stage, action, kinds))
 
-    def summary(self) -> list[dict[str, object]]:
-        return [
-            {"guardrail": g, "stage": s, "action": a, "kind": k, "count": n}
-            for (g, s, a, k), n in self.counts.items()
-        ]
+    def counts(self) -> dict[tuple[str, str, str, str], int]:
+        return count_findings(self.found)
 
 
 def blocked(guardrail: str, stage: Stage, param: str | None = None) -> ContentPolicyError:
@@ -71,7 +67,7 @@ class TextGuard:
         self.hold_chars = config.hold_chars
         if isinstance(config, PiiGuardrailConfig):
             self.restorable = config.restore_in_response
-            prefilter: Callable[[str, int], bool] | None = may_hold_pii
+            hints: Hints | None = HINTS
             detectors = [d for kind in config.entities for d in DETECTORS[kind]]
             # ASCII classes: \d and \w need no Unicode lookups (all the kinds are ASCII).
             rules = [
@@ -90,9 +86,9 @@ class TextGuard:
             ]
         else:
             self.restorable = False
-            prefilter = None
+            hints = None
             rules = [Rule.compile("REDACTED", pattern) for pattern in config.patterns]
-        self.scanner = Scanner(rules, prefilter)
+        self.scanner = Scanner(rules, hints)
 
     def apply(
         self, text: str, vault: Vault, findings: Findings, stage: Stage, where: Where | None = None
@@ -119,15 +115,17 @@ class TextGuard:
         restorable = self.restorable and stage == "input" and self.action == "mask"
         # ``text`` with each span replaced by its placeholder (blocked text too,
         # so the audit log never holds what was refused).
-        findings.add(self.name, stage, self.action, [span.label for span in spans])
         parts = []
+        kinds = []
         position = start
         placeholder = vault.placeholder
-        for span in spans:
-            parts.append(text[position : span.start])
-            parts.append(placeholder(span.label, text[span.start : span.end], restorable))
-            position = span.end
+        for span_start, span_end, label in spans:
+            parts.append(text[position:span_start])
+            parts.append(placeholder(label, text[span_start:span_end], restorable))
+            kinds.append(label)
+            position = span_end
         parts.append(text[position:])
+        findings.add(self.name, stage, self.action, kinds)
         return "".join(parts)
 
     def stream(self, vault: Vault, findings: Findings) -> StreamStage:

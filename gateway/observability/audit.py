@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from gateway.config.observability import AuditConfig
-from gateway.observability.logs import AccessRecord, UtcClock
+from gateway.observability.logs import AccessRecord, UtcClock, count_findings
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # Phone-like digit groups (+country, (area), separators); masked only when
@@ -203,7 +203,7 @@ def audit_entry(record: AccessRecord) -> dict[str, Any]:
         # What was found and done, never the values (the prompt holds placeholders).
         entry["guardrails"] = [
             {"guardrail": g, "stage": s, "action": a, "kind": k, "count": n}
-            for (g, s, a, k), n in record.guardrails.items()
+            for (g, s, a, k), n in count_findings(record.guardrails).items()
         ]
     if record.cache is not None:
         entry["cache"] = record.cache

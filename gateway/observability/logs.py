@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -52,6 +53,21 @@ def make_logger(stream: Any = None, *, name: str = "gateway") -> Any:
     ).bind(logger=name)
 
 
+# What a guardrail found in one text: (guardrail, stage, action, the kinds
+# found, one per finding). Never the values.
+Finding = tuple[str, str, str, Sequence[str]]
+
+
+def count_findings(found: Iterable[Finding]) -> dict[tuple[str, str, str, str], int]:
+    """Findings counted by guardrail, stage, action and kind."""
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for guardrail, stage, action, kinds in found:
+        for kind in kinds:
+            key = (guardrail, stage, action, kind)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 @dataclass(slots=True)
 class AccessRecord:
     """What the access line says about one request; filled in along the way."""
@@ -77,8 +93,8 @@ class AccessRecord:
     # For the audit log: the client's body, and the result (or a stream's texts).
     request_body: dict[str, Any] | None = None
     completion: dict[str, Any] | list[str] | None = None
-    # Guardrail findings, counted (guardrail, stage, action, kind) -> n: never the values.
-    guardrails: dict[tuple[str, str, str, str], int] | None = None
+    # Guardrail findings, a text's at a time: never the values.
+    guardrails: list[Finding] | None = None
     # Placeholder -> the caller's value mapped back into the answer: the audit
     # log masks those values again, so it never holds them.
     restored: dict[str, str] | None = None

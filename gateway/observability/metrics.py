@@ -35,7 +35,7 @@ from gateway.observability.engine_metrics import (
     EngineSource,
     Families,
 )
-from gateway.observability.logs import AccessRecord
+from gateway.observability.logs import AccessRecord, Finding
 from gateway.routing.router import Observer
 from gateway.routing.target import Target
 
@@ -247,13 +247,13 @@ class Metrics:
         if record.guardrails:
             self._count_findings(record.guardrails)
 
-    def _count_findings(self, findings: dict[tuple[str, str, str, str], int]) -> None:
+    def _count_findings(self, found: list[Finding]) -> None:
         """By guardrail and action, stages and kinds summed: one increment per
         series (an increment takes the metric's lock)."""
         totals: dict[tuple[str, str], int] = {}
-        for (guardrail, _, action, _), count in findings.items():
+        for guardrail, _, action, kinds in found:
             series = (guardrail, action)
-            totals[series] = totals.get(series, 0) + count
+            totals[series] = totals.get(series, 0) + len(kinds)
         for series, count in totals.items():
             child = self._findings.get(series)
             if child is None:

@@ -19,7 +19,7 @@ PRODUCTION = TextGuard("pii", PiiGuardrailConfig(kind="pii")).scanner
 
 
 def found(text: str) -> list[tuple[str, str]]:
-    return [(s.label, text[s.start : s.end]) for s in PRODUCTION.find(text)]
+    return [(label, text[start:end]) for start, end, label in PRODUCTION.find(text)]
 
 
 @pytest.mark.parametrize(
