@@ -237,8 +237,10 @@ def corpus(sdk: OpenAI) -> tuple[Any, dict[str, Any]]:
     assert batch.object == "vector_store.files_batch" and batch.file_counts.total == 4
     settled(sdk, store.id)
     finished = sdk.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
-    assert finished.status == "completed" and finished.file_counts.completed == 4
     in_batch = sdk.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    # A file that failed says why (its last_error), so a failure here can be read.
+    states = [(f.id, f.status, f.last_error) for f in in_batch.data]
+    assert finished.status == "completed" and finished.file_counts.completed == 4, states
     assert len(in_batch.data) == 4
     return store, files
 
