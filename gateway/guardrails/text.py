@@ -18,7 +18,7 @@ from gateway.config.guardrails import PiiGuardrailConfig, RegexGuardrailConfig
 from gateway.guardrails.pii import DETECTORS, HINTS
 from gateway.guardrails.scan import CONTEXT_CHARS, Hints, Rule, Scanner, Span, Vault
 from gateway.guardrails.texts import Where, param_name
-from gateway.observability.logs import Finding, count_findings
+from gateway.observability.logs import Finding
 
 Stage = Literal["input", "output"]
 PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
@@ -46,9 +46,6 @@ class Findings:
     def add(self, guardrail: str, stage: Stage, action: str, kinds: Sequence[str]) -> None:
         """One text's findings: one kind per finding."""
         self.found.append((guardrail, stage, action, kinds))
-
-    def counts(self) -> dict[tuple[str, str, str, str], int]:
-        return count_findings(self.found)
 
 
 def blocked(guardrail: str, stage: Stage, param: str | None = None) -> ContentPolicyError:
