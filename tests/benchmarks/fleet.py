@@ -10,7 +10,10 @@ system prompt and a growing history) through the gateway with
 that order, in one run. Figures per subject: TTFT p50/p99, completion
 tokens/s, the engines' own prefix cache hit rate (the deltas of
 ``vllm:prefix_cache_hits_total`` / ``vllm:prefix_cache_queries_total`` over
-the run, both replicas) and each replica's share of the requests.
+the run, both replicas) and each replica's share of the requests; and the
+mean TTFT split by the engines' own histograms (queue, prefill, the rest of the
+engine's part, and what lies outside the engine). ``--strategies`` picks the
+gateway's subjects.
 
 vllm-router is installed into a venv of its own on first use (it is no
 dependency of the project). ``--smoke`` runs every subject for seconds.
@@ -55,12 +58,25 @@ MAX_MODEL_LEN = 4096
 # which no GPU serving a fleet does; 0 leaves vLLM's own size.
 KV_CACHE_TOKENS = 16_384
 KV_BLOCK = 32  # the CPU attention backend takes multiples of 32
-_COUNTER = re.compile(rb"^(vllm:[a-z_]+_total)(?:\{[^}\n]*\})? ([^\s]+)", re.MULTILINE)
+_COUNTER = re.compile(
+    rb"^(vllm:[a-z_]+_(?:total|sum|count))(?:\{[^}\n]*\})? ([^\s]+)", re.MULTILINE
+)
 COUNTERS = (
     b"vllm:prefix_cache_hits_total",
     b"vllm:prefix_cache_queries_total",
     b"vllm:request_success_total",
     b"vllm:num_preemptions_total",  # a KV cache too small for what runs at once
+)
+# Where a request's time to first token goes, by the engines' own histograms: the
+# API server's whole TTFT (arrival to first token), of it the scheduler's queue and
+# the prefill; the rest of the client's TTFT is outside the engine (router, network).
+PHASES = {
+    "engine_ttft": b"vllm:time_to_first_token_seconds",
+    "queue": b"vllm:request_queue_time_seconds",
+    "prefill": b"vllm:request_prefill_time_seconds",
+}
+SCRAPED = COUNTERS + tuple(
+    name + suffix for name in PHASES.values() for suffix in (b"_sum", b"_count")
 )
 
 
@@ -194,7 +210,7 @@ def counters(replicas: list[str]) -> list[dict[bytes, float]]:
     for replica in replicas:
         with urllib.request.urlopen(replica + "/metrics", timeout=10) as response:
             text = response.read()
-        sums: dict[bytes, float] = dict.fromkeys(COUNTERS, 0.0)
+        sums: dict[bytes, float] = dict.fromkeys(SCRAPED, 0.0)
         for match in _COUNTER.finditer(text):
             if match.group(1) in sums:
                 sums[match.group(1)] += float(match.group(2))
@@ -258,7 +274,7 @@ def measure(
     result = drive(url, model, tag, system_file, shape)
     after, cpu_after = counters(replicas), cpu_times()
     result["counters"] = [
-        {key.decode(): a[key] - b[key] for key in COUNTERS}
+        {key.decode(): a[key] - b[key] for key in SCRAPED}
         for a, b in zip(after, before, strict=True)
     ]
     result["cpu_busy"] = busy_percent(cpu_before, cpu_after)
@@ -292,6 +308,13 @@ def merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "prefix_cache_hit_rate": round(hits / queries, 4) if queries else None,
         "replica_share": [round(s / sum(served), 3) if sum(served) else 0.0 for s in served],
         "preemptions": total(COUNTERS[3].decode()),
+        "client_ttft_mean_ms": round(sum(ttfts) / len(ttfts), 1) if ttfts else None,
+        "engine_means_ms": {
+            phase: round(1000 * total(f"{name.decode()}_sum") / count, 1)
+            if (count := total(f"{name.decode()}_count"))
+            else None
+            for phase, name in PHASES.items()
+        },
         "rounds": [{k: v for k, v in r.items() if k != "ttfts_ms"} for r in rounds],
     }
 
@@ -317,6 +340,28 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f"{run['tokens_per_second']:,.0f} | {'—' if rate is None else f'{100 * rate:.1f}%'} | "
             f"{run['requests']:,} | {share} | {run['errors']} |"
         )
+    return "\n".join(lines)
+
+
+def phases(results: dict[str, dict[str, Any]]) -> str:
+    """Where the mean TTFT goes: inside the engines (queue, prefill, the rest) and outside."""
+    columns = ("Subject", "client", "engine", "queue", "prefill", "outside the engine")
+    lines = [
+        "Mean TTFT (ms), split by the engines' own histograms:",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+
+    def ms(value: float | None) -> str:
+        return "—" if value is None else f"{value:,.0f}"
+
+    for name, run in results.items():
+        means, client = run["engine_means_ms"], run["client_ttft_mean_ms"]
+        engine = means["engine_ttft"]
+        outside = None if client is None or engine is None else client - engine
+        cells = (name, ms(client), ms(engine), ms(means["queue"]), ms(means["prefill"]))
+        lines.append("| " + " | ".join((*cells, ms(outside))) + " |")
     return "\n".join(lines)
 
 
@@ -356,6 +401,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="each replica's KV cache in tokens (0: vLLM's default, 2M for the tiny model)",
     )
     parser.add_argument("--cycles", type=int, help="A-B-B-A cycles per subject")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="the gateway's strategies to run, comma-separated (default: all)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     return parser.parse_args(argv)
 
@@ -363,7 +413,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 Results = dict[str, dict[str, Any]]
 
 
-def run(shape: Shape, with_router: bool, logs: Path) -> tuple[Results, dict[str, Any]]:
+def run(
+    shape: Shape, strategies: list[str], with_router: bool, logs: Path
+) -> tuple[Results, dict[str, Any]]:
     """Every subject ``shape.cycles`` times in A-B-C-C-B-A order: the engines'
     speed drifts on a shared machine, and this spreads the drift over all."""
     checkpoint = build_tiny_checkpoint()
@@ -375,7 +427,7 @@ def run(shape: Shape, with_router: bool, logs: Path) -> tuple[Results, dict[str,
         system_file.write_text(system)
         facts = {"system_prompt_words": len(system.split()), "replicas": replicas}
         warm(replicas, system)
-        subjects = {name: (gateway.url, name) for name in STRATEGIES}
+        subjects = {name: (gateway.url, name) for name in strategies}
         if with_router:
             router = start_router(replicas, logs)
             subjects[ROUTER] = (router.url, SERVED_NAME)
@@ -395,6 +447,9 @@ def run(shape: Shape, with_router: bool, logs: Path) -> tuple[Results, dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    strategies = args.strategies.split(",")
+    if unknown := set(strategies) - set(STRATEGIES):
+        raise SystemExit(f"unknown strategies: {sorted(unknown)}; known: {STRATEGIES}")
     shape = replace(SMOKE if args.smoke else FULL, kv_cache_tokens=args.kv_cache_tokens)
     if args.cycles:
         shape = replace(shape, cycles=args.cycles)
@@ -411,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vllm-gateway-fleet-") as tmp:
-        results, facts = run(shape, not args.without_vllm_router, Path(tmp))
+        results, facts = run(shape, strategies, not args.without_vllm_router, Path(tmp))
     meta.update(facts, seconds=round(time.perf_counter() - began, 1))
     meta["load_average_at_end"] = machine_info()["load_average_at_start"]
     text = "\n".join(
@@ -420,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Layout: {meta['layout']}.",
             "",
             table(results),
+            "",
+            phases(results),
             "",
             *goals(results),
             "",
