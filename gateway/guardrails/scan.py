@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import methodcaller
 
 import regex
@@ -88,20 +88,47 @@ class Rule:
 Span = tuple[int, int, str]
 
 
+# What a hint character of a text's UTF-8 form becomes in its marks (see
+# ``Hints``): ASCII digits become ``DIGIT_MARK``, any other hint ``HINT_MARK``.
+# Integers: ``int in bytes`` is a memchr, while ``bytes in bytes`` first fails
+# (and formats an error) reading its operand as an integer.
+DIGIT_MARK = ord("0")
+HINT_MARK = 0
+_ASCII_DIGITS = range(0x30, 0x3A)
+
+
 @dataclass(frozen=True, slots=True)
 class Hints:
     """What every finding of a scanner's rules holds: one of the ASCII
     characters ``chars``, or one of ``literals``. Most answers and much prose
-    hold none, which deleting ``chars`` from the text's UTF-8 form tells in
-    one C loop (a tenth of a regular expression's cost a character; no other
-    character's UTF-8 form holds an ASCII byte)."""
+    hold none, which one C loop tells: translating the text's UTF-8 form by
+    ``marks`` (no other character's UTF-8 form holds an ASCII byte) turns
+    each digit into ``DIGIT_MARK`` and each other hint character into
+    ``HINT_MARK``, and two memchr-speed lookups read the result. The same
+    marks say where the text's digits are. The table deletes nothing, so
+    ``bytes.translate`` builds no table of its own for each call."""
 
     chars: bytes
     literals: tuple[str, ...] = ()
+    marks: bytes = field(init=False, repr=False, compare=False)
+    # Digits are marked alike: when one is a hint, every digit counts as one
+    # (a text with some other digit is scanned, never skipped wrongly).
+    digit_hints: bool = field(init=False, repr=False, compare=False)
 
-    def absent(self, text: str, data: bytes) -> bool:
-        """True when ``text``, whose UTF-8 form is ``data``, holds no hint."""
-        if len(data.translate(None, self.chars)) < len(data):
+    def __post_init__(self) -> None:
+        table = bytearray(range(256))
+        for byte in _ASCII_DIGITS:
+            table[byte] = DIGIT_MARK
+        for byte in self.chars:
+            if byte not in _ASCII_DIGITS:
+                table[byte] = HINT_MARK
+        object.__setattr__(self, "marks", bytes(table))
+        object.__setattr__(self, "digit_hints", any(b in _ASCII_DIGITS for b in self.chars))
+
+    def absent(self, text: str, marks: bytes) -> bool:
+        """True when ``text`` holds no hint (a NUL counts as one); ``marks``:
+        its UTF-8 form translated by ``self.marks``."""
+        if HINT_MARK in marks or (self.digit_hints and DIGIT_MARK in marks):
             return False
         for literal in self.literals:  # noqa: SIM110 (all() would add a generator frame)
             if literal in text:
@@ -112,44 +139,7 @@ class Hints:
 # A text in UTF-8, a lone surrogate (which JSON can carry) passed through, not
 # raising. A C callable: the scan's hot path pays no Python frame for it.
 utf8: Callable[[str], bytes] = methodcaller("encode", "utf-8", "surrogatepass")
-
-
-def _next(rule: Rule, text: str, position: int, digits: Digits) -> Span | None:
-    """The rule's first valid, non-empty match from ``position`` (after a
-    rejected candidate, say digits failing the Luhn check, the next position
-    is tried: what is found never depends on how far a rejected one ran)."""
-    needs = rule.needs
-    while True:
-        # No match starts before the first occurrence of what it needs, less
-        # its reach: the search starts there (or is not run).
-        if needs is None:
-            at = position
-        elif rule.needs_string is not None:
-            at = text.find(rule.needs_string, position)
-            if at < 0:
-                return None
-        else:
-            if rule.between_digits:
-                first, end, _ = digits
-                found = needs.search(text, first if position < first else position, end)
-            else:
-                found = needs.search(text, position)
-            if found is None:
-                return None
-            at = found.start()
-        if at - rule.reach > position:
-            position = at - rule.reach
-        if rule.spaceless:
-            space = text.rfind(" ", position, at)
-            if space >= 0:
-                position = space + 1
-        match = rule.whole.search(text, position)
-        if match is None:
-            return None
-        found_at, end = match.span()
-        if end > found_at and (rule.valid is None or rule.valid(match.group())):
-            return found_at, end, rule.label
-        position = found_at + 1
+_NO_HINTS = Hints(b"")
 
 
 def _global_flags(pattern: str) -> bool:
@@ -159,27 +149,75 @@ def _global_flags(pattern: str) -> bool:
 
 _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 _DIGIT = re.compile(r"\d", re.ASCII)
-# Each digit byte as b"0", every other byte as it is (none of them is b"0").
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # Where the ASCII digits of a text are: the first, one past the last, and how
 # many there are at most.
 Digits = tuple[int, int, int]
 _NO_DIGITS: Digits = (0, 0, 0)
 
 
-def _digits(text: str, start: int, data: bytes) -> Digits:
-    """The ASCII digits of ``text[start:]``, whose UTF-8 form is ``data``
-    (``_NO_DIGITS`` without any). An ASCII text's are found by a translate,
-    two memchr-speed finds and a count: a regular expression's ``\\d`` costs
-    some fifty instructions a character."""
-    if len(data) == len(text) - start:  # ASCII: a byte a character
-        marks = data.translate(_DIGITS_AS_ZERO)
-        first = marks.find(b"0")
+def _digits(text: str, start: int, size: int, marks: bytes) -> Digits:
+    """The ASCII digits of ``text[start:]``, whose UTF-8 form (``size`` bytes)
+    translated by ``Hints.marks`` is ``marks`` (``_NO_DIGITS`` without any).
+    An ASCII text's are found by two memchr-speed finds and a count: a regular
+    expression's ``\\d`` costs some fifty instructions a character."""
+    if size == len(text) - start:  # ASCII: a byte a character
+        first = marks.find(DIGIT_MARK)
         if first < 0:
             return _NO_DIGITS
-        return first + start, marks.rfind(b"0") + 1 + start, marks.count(b"0", first)
+        return first + start, marks.rfind(DIGIT_MARK) + 1 + start, marks.count(DIGIT_MARK, first)
     found = _DIGIT.search(text, start)
     return _NO_DIGITS if found is None else (found.start(), len(text), len(text) - found.start())
+
+
+# A rule's search: its first valid, non-empty match from a position, as
+# (start, end), or None.
+Step = Callable[[str, int, Digits], "tuple[int, int] | None"]
+
+
+def _stepper(rule: Rule) -> Step:
+    """``rule``'s search, its fields bound once (the scan runs it for every
+    text). After a rejected candidate (say digits failing the Luhn check) the
+    next position is tried: what is found never depends on how far a rejected
+    one ran."""
+    whole = rule.whole.search
+    needs = None if rule.needs is None else rule.needs.search
+    string, reach, valid = rule.needs_string, rule.reach, rule.valid
+    spaceless, between_digits = rule.spaceless, rule.between_digits
+
+    def step(text: str, position: int, digits: Digits) -> tuple[int, int] | None:
+        while True:
+            # No match starts before the first occurrence of what it needs, less
+            # its reach: the search starts there (or is not run).
+            if string is not None:
+                at = text.find(string, position)
+                if at < 0:
+                    return None
+            elif needs is not None:
+                if between_digits:
+                    first = digits[0]
+                    found = needs(text, first if position < first else position, digits[1])
+                else:
+                    found = needs(text, position)
+                if found is None:
+                    return None
+                at = found.start()
+            else:
+                at = position
+            if at - reach > position:
+                position = at - reach
+            if spaceless:
+                space = text.rfind(" ", position, at)
+                if space >= 0:
+                    position = space + 1
+            match = whole(text, position)
+            if match is None:
+                return None
+            span = match.span()
+            if span[1] > span[0] and (valid is None or valid(match.group())):
+                return span
+            position = span[0] + 1
+
+    return step
 
 
 class Scanner:
@@ -188,6 +226,15 @@ class Scanner:
         self.rules = tuple(rules)
         self._hints = hints
         self._counts_digits = any(rule.between_digits or rule.min_digits for rule in self.rules)
+        self._marks = (hints or _NO_HINTS).marks
+        # What runs on a text with n digits: ``self._plans[min(n, last)]``, the
+        # rules that may match it in their order (which breaks ties).
+        rules = self.rules
+        steps = [(order, _stepper(rule), rule.label) for order, rule in enumerate(rules)]
+        self._plans = tuple(
+            tuple(step for step, rule in zip(steps, rules, strict=True) if rule.min_digits <= n)
+            for n in range(max((rule.min_digits for rule in rules), default=0) + 1)
+        )
         # Streams ask "may any rule still be matching from here?" at each new
         # position: one alternation answers for all the rules it can hold (global
         # flags such as (?i) would leak into the others, so those stay apart).
@@ -202,40 +249,39 @@ class Scanner:
         any rule (the longest of those starting together) wins, and the scan
         goes on after it. Being one scan from a position, it gives the same
         findings whether the text comes whole or in pieces."""
-        data = b""
-        if self._hints is not None or self._counts_digits:
+        hints, digits = self._hints, _NO_DIGITS
+        if hints is not None or self._counts_digits:
             data = utf8(text[start:] if start else text)
-            if self._hints is not None and self._hints.absent(text, data):
+            marks = data.translate(self._marks)
+            if hints is not None and hints.absent(text, marks):
                 return []
-        digits = _digits(text, start, data) if self._counts_digits else _NO_DIGITS
-        digit_count = digits[2]
-        # The next valid match of each rule that has one, with its rule (in
-        # the rules' order, so that of two equal matches the first rule's wins).
-        upcoming: list[tuple[Span, Rule]] = []
-        for rule in self.rules:
-            if rule.min_digits > digit_count:
-                continue
-            span = _next(rule, text, start, digits)
-            if span is not None:
-                upcoming.append((span, rule))
+            if self._counts_digits:
+                digits = _digits(text, start, len(data), marks)
+        plans = self._plans
+        plan = plans[digits[2]] if digits[2] < len(plans) else plans[-1]
+        # The next valid match of each rule that has one, as (start, -end,
+        # order, step, label): the least is the earliest, then the longest,
+        # then the first rule's.
+        upcoming: list[tuple[int, int, int, Step, str]] = []
+        for order, step, label in plan:
+            found = step(text, start, digits)
+            if found is not None:
+                upcoming.append((found[0], -found[1], order, step, label))
         spans: list[Span] = []
         while upcoming:
-            best = upcoming[0][0]
-            for span, _ in upcoming:
-                if span[0] < best[0] or (span[0] == best[0] and span[1] > best[1]):
-                    best = span
-            spans.append(best)
-            position = best[1]
+            best = min(upcoming) if len(upcoming) > 1 else upcoming[0]
+            position = -best[1]
+            spans.append((best[0], position, best[4]))
             # The scan goes on after the finding: matches starting before its
             # end are searched for again from there.
-            kept: list[tuple[Span, Rule]] = []
-            for span, rule in upcoming:
-                if span[0] < position:
-                    found = _next(rule, text, position, digits)
+            kept = []
+            for entry in upcoming:
+                if entry[0] < position:
+                    found = entry[3](text, position, digits)
                     if found is None:
                         continue
-                    span = found
-                kept.append((span, rule))
+                    entry = (found[0], -found[1], entry[2], entry[3], entry[4])
+                kept.append(entry)
             upcoming = kept
         return spans
 
@@ -283,13 +329,22 @@ class Vault:
         self.counts: dict[str, int] = {}
         self.restorable: dict[str, str] = {}  # placeholder -> value
 
-    def placeholder(self, label: str, value: str, restorable: bool) -> str:
-        key = (label, value)
-        found = self.by_value.get(key)
-        if found is None:
-            number = self.counts.get(label, 0) + 1
-            self.counts[label] = number
-            found = self.by_value[key] = f"[{label}_{number}]"
-        if restorable:
-            self.restorable[found] = value
-        return found
+    def mask(self, text: str, spans: list[Span], restorable: bool, start: int = 0) -> str:
+        """``text[start:]`` with each span replaced by its placeholder."""
+        by_value, counts, restores = self.by_value, self.counts, self.restorable
+        parts = []
+        position = start
+        for span_start, span_end, label in spans:
+            value = text[span_start:span_end]
+            key = (label, value)
+            placeholder = by_value.get(key)
+            if placeholder is None:
+                number = counts[label] = counts.get(label, 0) + 1
+                placeholder = by_value[key] = f"[{label}_{number}]"
+            if restorable:
+                restores[placeholder] = value
+            parts.append(text[position:span_start])
+            parts.append(placeholder)
+            position = span_end
+        parts.append(text[position:])
+        return "".join(parts)

@@ -22,6 +22,7 @@ guardrail, never the text. The policies of a config are rebuilt on reload.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from gateway.config.guardrails import ModelGuardrailConfig, ModelGuardrails
@@ -30,7 +31,7 @@ from gateway.guardrails.chunks import Chain, ChoiceTextFilter
 from gateway.guardrails.judge import ModelJudge
 from gateway.guardrails.scan import Vault
 from gateway.guardrails.text import Findings, StreamRestorer, TextGuard, blocked, restore
-from gateway.guardrails.texts import Where, rewrite_request, rewrite_result
+from gateway.guardrails.texts import rewrite_request, rewrite_result
 from gateway.routing.router import Router
 
 RouterGetter = Callable[[], Router]
@@ -71,11 +72,7 @@ class ModelGuard:
                     findings.add(guard.name, "input", "block", ("MODEL",))
                     raise blocked(guard.name, "input")
                 continue
-
-            def apply(text: str, where: Where, guard: TextGuard = guard) -> str:
-                return guard.apply(text, vault, findings, "input", where)
-
-            rewrite_request(body, apply)
+            rewrite_request(body, partial(guard.apply_input, vault, findings))
             findings.refuse()
         return checked
 

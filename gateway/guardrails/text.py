@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Literal
 
 from adapters.errors import ContentPolicyError
@@ -24,6 +25,7 @@ Stage = Literal["input", "output"]
 PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
 # What may still become a placeholder at the end of a piece of text.
 _OPEN_PLACEHOLDER = re.compile(r"\[[A-Z_0-9]{0,40}\Z")
+_LABEL = itemgetter(2)  # a span's label, read in C
 
 
 class Findings:
@@ -63,7 +65,8 @@ class TextGuard:
         self.action = config.action
         self.hold_chars = config.hold_chars
         if isinstance(config, PiiGuardrailConfig):
-            self.restorable = config.restore_in_response
+            # Only masked input is mapped back: a block's placeholders reach no one.
+            self.restores = config.restore_in_response and config.action == "mask"
             hints: Hints | None = HINTS
             detectors = [d for kind in config.entities for d in DETECTORS[kind]]
             # ASCII classes: \d and \w need no Unicode lookups (all the kinds are ASCII).
@@ -82,7 +85,7 @@ class TextGuard:
                 for d in detectors
             ]
         else:
-            self.restorable = False
+            self.restores = False
             hints = None
             rules = [Rule.compile("REDACTED", pattern) for pattern in config.patterns]
         self.scanner = Scanner(rules, hints)
@@ -97,6 +100,14 @@ class TextGuard:
             return text
         return self._act(text, spans, vault, findings, stage, where)
 
+    def apply_input(self, vault: Vault, findings: Findings, text: str, where: Where) -> str:
+        """``apply`` on a request's text, its first arguments bound once per
+        request (``functools.partial``: no Python frame in between)."""
+        spans = self.scanner.find(text)
+        if not spans:
+            return text
+        return self._act(text, spans, vault, findings, "input", where)
+
     def _act(
         self,
         text: str,
@@ -109,21 +120,11 @@ class TextGuard:
     ) -> str:
         if self.action == "block" and findings.blocked is None:
             findings.blocked = (self.name, stage, None if where is None else param_name(where))
-        restorable = self.restorable and stage == "input" and self.action == "mask"
         # ``text`` with each span replaced by its placeholder (blocked text too,
         # so the audit log never holds what was refused).
-        parts = []
-        kinds = []
-        position = start
-        placeholder = vault.placeholder
-        for span_start, span_end, label in spans:
-            parts.append(text[position:span_start])
-            parts.append(placeholder(label, text[span_start:span_end], restorable))
-            kinds.append(label)
-            position = span_end
-        parts.append(text[position:])
-        findings.add(self.name, stage, self.action, kinds)
-        return "".join(parts)
+        masked = vault.mask(text, spans, self.restores and stage == "input", start)
+        findings.add(self.name, stage, self.action, list(map(_LABEL, spans)))
+        return masked
 
     def stream(self, vault: Vault, findings: Findings) -> StreamStage:
         return StreamStage(self, vault, findings)
