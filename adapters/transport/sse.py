@@ -17,6 +17,9 @@ from adapters.errors import GatewayError, UpstreamError
 from adapters.transport.errors import parse_json_object
 
 Body = dict[str, Any]
+# Bytes as integers: ``int in bytes`` is a memchr, while ``bytes in bytes``
+# first fails (and formats an error) reading its operand as an integer.
+CR, LF = ord("\r"), ord("\n")
 
 
 class SSEEvents:
@@ -48,10 +51,10 @@ class SSEEvents:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]  # the second half of a CRLF cut between reads
-        if b"\r" in data:
+        if CR in data:
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in data:
+        if LF not in data:
             self._rest.append(data)
             self._rest_size += len(data)
             if self._data_size + self._rest_size > self._max:
