@@ -40,8 +40,9 @@ PHONE = re.compile(
     r"(?:\d{9,15}|\d{1,4}(?:[\s.-]\d{2,4}){1,5})(?!\w|\.\d)"
 )
 # What a default pattern needs somewhere in serialized JSON (an address's
-# "@", a phone number's digits; JSON escapes only ever add digits).
-_HINT_BYTES = b"@0123456789"
+# "@", a phone number's digits; JSON escapes only ever add digits), each as
+# NUL, every other byte as it is (serialized JSON holds no raw NUL).
+_HINT_MARKS = bytes(0 if byte in b"@0123456789" else byte for byte in range(256))
 MASK = "[REDACTED]"
 _IDLE_SECONDS = 60.0  # the writer prunes old files at least this often
 FLUSH_SECONDS = 0.2  # how often the writer drains what the requests queued
@@ -74,9 +75,11 @@ def _phone_mask(match: re.Match[str]) -> str:
 
 
 def _holds_hint(raw: bytes) -> bool:
-    # bytes.translate drops the hints in one C loop: three times faster than
-    # a regular expression's character-set search, on every entry.
-    return len(raw.translate(None, _HINT_BYTES)) != len(raw)
+    # bytes.translate marks the hints in one C loop (three times faster than a
+    # regular expression's character-set search, on every entry); deleting
+    # nothing, it builds no table of its own per call. An int is looked for in
+    # bytes with memchr (a bytes operand is first tried as an integer, raising).
+    return 0 in raw.translate(_HINT_MARKS)
 
 
 class Redactor:
