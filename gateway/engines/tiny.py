@@ -3,7 +3,9 @@
 They load in a real vLLM engine in seconds, so tests and the offline demo
 exercise the whole serving path (tokenizer, chat template, paged attention,
 continuous batching, tool and reasoning parsers) without downloading weights.
-The text they generate is gibberish.
+The text they generate is gibberish. Two sizes (``SHAPES``): ``tiny``, what
+tests and the demo serve, and ``small``, for benchmarks where the forward
+pass itself must cost something.
 
 Building needs torch, transformers and tokenizers; the gateway runs this
 module in a subprocess (``python -m gateway.engines.tiny DIR``) so the gateway
@@ -41,35 +43,52 @@ _FALLBACK_CORPUS = (
     "The gateway routes each request to a local engine or a remote provider. "
     "Engines batch requests together and page their key value cache. "
 )
-# Common shape: head_dim 64 because the CPU attention kernel rejects 16.
-_SHAPE: dict[str, Any] = {
-    "hidden_size": 128,
-    "intermediate_size": 256,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "head_dim": 64,
-    "max_position_embeddings": 4096,
+# The model's shape by size. head_dim 64 because the CPU attention kernel
+# rejects 16. "tiny" is what tests and the demo serve: its forward pass costs
+# next to nothing, so a step's time is vLLM's own overhead. "small" (about 9M
+# parameters) is for measuring what a prefix cache hit saves: its prefill of a
+# few hundred tokens costs a few decode steps, about as a 1B model's does on a GPU.
+SHAPES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 64,
+    },
+    "small": {
+        "hidden_size": 384,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 6,
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+    },
 }
+MAX_POSITIONS = 4096
 _COMPLETE = ".tiny-complete"
 
 
-def checkpoint_dir(family: str, out_dir: Path) -> Path:
-    return Path(out_dir) / f"tiny-{family}"
+def checkpoint_dir(family: str, out_dir: Path, size: str = "tiny") -> Path:
+    return Path(out_dir) / f"{size}-{family}"
 
 
-def build_checkpoint(family: str, out_dir: Path) -> Path:
-    """Build (or reuse) the tiny checkpoint of ``family`` under ``out_dir``.
+def build_checkpoint(family: str, out_dir: Path, size: str = "tiny") -> Path:
+    """Build (or reuse) the checkpoint of ``family`` and ``size`` (``SHAPES``)
+    under ``out_dir``.
 
-    Returns the checkpoint directory, ``out_dir/tiny-<family>``, which vLLM
+    Returns the checkpoint directory, ``out_dir/<size>-<family>``, which vLLM
     can serve as a local model path. A checkpoint built by the same recipe is
     reused; the build writes to a temporary directory and renames it into
     place, so concurrent builders never see a half-written checkpoint.
     """
     if family not in ARCHITECTURES:
         raise ValueError(f"unknown family '{family}'; expected one of {', '.join(FAMILIES)}")
-    target = checkpoint_dir(family, out_dir)
-    stamp = _recipe_stamp(family)
+    if size not in SHAPES:
+        raise ValueError(f"unknown size '{size}'; expected one of {', '.join(SHAPES)}")
+    target = checkpoint_dir(family, out_dir, size)
+    stamp = _recipe_stamp(family, size)
     if _is_built(target, stamp):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +96,7 @@ def build_checkpoint(family: str, out_dir: Path) -> Path:
     staging.chmod(0o755)  # mkdtemp makes it private; the checkpoint is not secret
     try:
         _write_tokenizer(TOKENIZER_SPECS[family], staging)
-        _write_model(family, staging)
+        _write_model(family, staging, SHAPES[size])
         (staging / _COMPLETE).write_text(stamp)
         if target.exists():
             shutil.rmtree(target)
@@ -90,13 +109,13 @@ def build_checkpoint(family: str, out_dir: Path) -> Path:
     return target
 
 
-def _recipe_stamp(family: str) -> str:
+def _recipe_stamp(family: str, size: str) -> str:
     """Changes whenever what would be built changes (this code, the templates,
     the library versions), so a stale checkpoint is rebuilt rather than reused.
     Reads versions from package metadata: checking a cache must not import torch."""
     from gateway.engines import templates
 
-    digest = hashlib.sha256(family.encode())
+    digest = hashlib.sha256(f"{family}/{size}".encode())
     for source in (__file__, templates.__file__):
         digest.update(Path(source).read_bytes())
     for package in ("transformers", "tokenizers"):
@@ -107,9 +126,9 @@ def _recipe_stamp(family: str) -> str:
     return digest.hexdigest()
 
 
-def is_built(family: str, out_dir: Path) -> bool:
+def is_built(family: str, out_dir: Path, size: str = "tiny") -> bool:
     """Whether ``build_checkpoint`` would reuse what is already there."""
-    return _is_built(checkpoint_dir(family, out_dir), _recipe_stamp(family))
+    return _is_built(checkpoint_dir(family, out_dir, size), _recipe_stamp(family, size))
 
 
 def _is_built(target: Path, stamp: str) -> bool:
@@ -150,7 +169,7 @@ def _write_tokenizer(spec: TokenizerSpec, out: Path) -> None:
         bos_token=spec.bos,
         eos_token=spec.eos,
         pad_token=spec.eos,
-        model_max_length=_SHAPE["max_position_embeddings"],
+        model_max_length=MAX_POSITIONS,
     )
     fast.chat_template = spec.chat_template
     fast.save_pretrained(str(out))
@@ -160,11 +179,14 @@ def _rope(theta: float) -> dict[str, Any]:
     return {"rope_type": "default", "rope_theta": theta}
 
 
-def _model_config(family: str, vocab_size: int, bos_id: int, eos_id: int) -> Any:
+def _model_config(
+    family: str, shape: dict[str, Any], vocab_size: int, bos_id: int, eos_id: int
+) -> Any:
     import transformers
 
     common = dict(
-        _SHAPE,
+        shape,
+        max_position_embeddings=MAX_POSITIONS,
         vocab_size=vocab_size,
         bos_token_id=bos_id,
         eos_token_id=eos_id,
@@ -203,7 +225,7 @@ def _model_config(family: str, vocab_size: int, bos_id: int, eos_id: int) -> Any
     return config
 
 
-def _write_model(family: str, out: Path) -> None:
+def _write_model(family: str, out: Path, shape: dict[str, Any]) -> None:
     import torch
     import transformers
 
@@ -212,7 +234,7 @@ def _write_model(family: str, out: Path) -> None:
     spec = TOKENIZER_SPECS[family]
     bos_id = int(tokenizer.convert_tokens_to_ids(spec.bos))  # type: ignore[arg-type]
     eos_id = int(tokenizer.convert_tokens_to_ids(spec.eos))  # type: ignore[arg-type]
-    config = _model_config(family, len(tokenizer), bos_id, eos_id)
+    config = _model_config(family, shape, len(tokenizer), bos_id, eos_id)
     config.architectures = [ARCHITECTURES[family]]
     torch.manual_seed(0)  # the same checkpoint on every machine
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)

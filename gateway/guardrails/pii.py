@@ -48,6 +48,7 @@ def iban_valid(candidate: str) -> bool:
 # What card and phone patterns let in besides digits.
 _SEPARATORS = b" -.()+"
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_ZERO = ord("0")
 
 
 def _digits(number: str) -> bytes:
@@ -64,7 +65,7 @@ def card_valid(candidate: str) -> bool:
 def phone_valid(candidate: str) -> bool:
     # Counted without deleting the separators: a translate that deletes builds
     # a table of its own on every call.
-    count = candidate.encode("ascii").translate(_DIGITS_AS_ZERO).count(48)
+    count = candidate.encode("ascii").translate(_DIGITS_AS_ZERO).count(_ZERO)
     # An international prefix or an area code in brackets says "phone" even when short.
     if candidate[0] in "+(":
         return 7 <= count <= 15

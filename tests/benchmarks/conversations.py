@@ -4,7 +4,9 @@ conversations over a long shared system prompt and a growing history.
 Each user has one keep-alive connection and talks in a closed loop: it sends
 a turn (streamed, the answer exactly ``--max-tokens`` tokens long), appends
 the answer and its next question to its history, and sends the next turn at
-once; after ``--turns`` turns it starts a new conversation. A conversation
+once, or after a pause of ``--think-seconds`` on average (uniform, half to
+one and a half times that); after ``--turns`` turns it starts a new
+conversation. A conversation
 carries its id in OpenAI's ``user`` field (what ``strategy: session`` keys
 on). The texts are words of a license file, chosen by a seed, so every
 subject gets the same shape of load but conversations of its own (no
@@ -56,6 +58,7 @@ class Plan:
     warmup_seconds: float
     max_tokens: int
     question_words: int
+    think_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ class User:
         self.vocabulary = vocabulary
         self.tally = tally
         self.rng = random.Random(f"{plan.tag}/{number}")
+        self.pauses = random.Random(f"{plan.tag}/{number}/think")  # questions stay as without
         url = urlsplit(plan.url)
         assert url.hostname is not None and url.port is not None
         self.host, self.port, self.path = url.hostname, url.port, url.path
@@ -152,6 +156,8 @@ class User:
                 self.tally.completion_tokens += completion
                 self.tally.prompt_tokens.append(prompt)
             messages.append({"role": "assistant", "content": text})
+            if self.plan.think_seconds:
+                await asyncio.sleep(self.plan.think_seconds * self.pauses.uniform(0.5, 1.5))
         return conn
 
     def error(self, what: str) -> None:
@@ -198,6 +204,12 @@ def parse_plan(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--warmup-seconds", type=float, default=10.0)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--question-words", type=int, default=60)
+    parser.add_argument(
+        "--think-seconds",
+        type=float,
+        default=0.0,
+        help="mean pause between an answer and the next turn (0: at once)",
+    )
     args = parser.parse_args(argv)
     return Plan(
         url=args.url,
@@ -210,6 +222,7 @@ def parse_plan(argv: list[str] | None = None) -> Plan:
         warmup_seconds=args.warmup_seconds,
         max_tokens=args.max_tokens,
         question_words=args.question_words,
+        think_seconds=args.think_seconds,
     )
 
 

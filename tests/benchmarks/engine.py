@@ -36,15 +36,16 @@ FAMILY = "llama3"
 # this process never imports torch.
 _BUILD = (
     "import sys; from pathlib import Path; from gateway.engines.tiny import build_checkpoint; "
-    "print(build_checkpoint(sys.argv[1], Path(sys.argv[2])))"
+    "print(build_checkpoint(sys.argv[1], Path(sys.argv[2]), sys.argv[3]))"
 )
 
 Starter = Callable[[str, str], Subject]  # (upstream base url, upstream model) -> subject
 
 
-def build_tiny_checkpoint() -> Path:
+def build_tiny_checkpoint(size: str = "tiny") -> Path:
+    """The Llama 3 checkpoint of ``size`` (``gateway.engines.tiny.SHAPES``)."""
     done = subprocess.run(
-        [sys.executable, "-c", _BUILD, FAMILY, str(CHECKPOINTS)],
+        [sys.executable, "-c", _BUILD, FAMILY, str(CHECKPOINTS), size],
         cwd=ROOT,
         capture_output=True,
         text=True,

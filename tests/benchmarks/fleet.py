@@ -1,10 +1,12 @@
 """Routing over a fleet of engine replicas, against vLLM's own router.
 
 ``python -m tests.benchmarks.fleet`` starts the gateway with two replicas of
-the tiny Llama 3 engine on the CPU (prefix caching on, one replica's threads
-bound to each core), then sends the same workload (``conversations``:
-concurrent users, each holding multi-turn conversations over a long shared
-system prompt and a growing history) through the gateway with
+a Llama 3 engine on the CPU, on a checkpoint the project builds (``small``,
+about 9M parameters, unless ``--model-size tiny``; prefix caching on, one
+replica's threads bound to each core), then sends the same workload
+(``conversations``: concurrent users, each holding multi-turn conversations
+over a long shared system prompt and a growing history, pausing
+``--think-seconds`` between an answer and the next turn) through the gateway with
 ``round-robin``, ``least-busy``, ``session`` and ``prefix``, and through
 ``vllm-router --policy cache_aware`` in front of the same two replicas, in
 that order, in one run. Figures per subject: TTFT p50/p99, completion
@@ -58,6 +60,15 @@ MAX_MODEL_LEN = 4096
 # which no GPU serving a fleet does; 0 leaves vLLM's own size.
 KV_CACHE_TOKENS = 16_384
 KV_BLOCK = 32  # the CPU attention backend takes multiples of 32
+# Users read the answer before they ask again. Sent at once, the closed loop
+# turns whatever a strategy saves into more requests (Little's law), and each
+# request's TTFT stays one busy engine step, whatever the strategy.
+THINK_SECONDS = 2.0
+# The Llama 3 checkpoint built for it (``gateway.engines.tiny.SHAPES``): on
+# "tiny" a prefill costs next to nothing, so there is little for a prefix
+# cache hit to save; "small" prefills a few hundred tokens in a few decode
+# steps' time, as a 1B model does on a GPU.
+MODEL_SIZE = "small"
 _COUNTER = re.compile(
     rb"^(vllm:[a-z_]+_(?:total|sum|count))(?:\{[^}\n]*\})? ([^\s]+)", re.MULTILINE
 )
@@ -90,11 +101,16 @@ class Shape:
     question_words: int
     cycles: int  # each subject runs twice per cycle
     kv_cache_tokens: int = KV_CACHE_TOKENS
+    think_seconds: float = THINK_SECONDS  # a user's mean pause before its next turn
+    model_size: str = MODEL_SIZE
 
     def describe(self) -> str:
         cache = f"{self.kv_cache_tokens:,} tokens" if self.kv_cache_tokens else "vLLM's default"
+        pause = f"after {self.think_seconds:g} s on average" if self.think_seconds else "at once"
         return (
-            f"{self.users} users, {self.turns} turns per conversation, questions of "
+            f"the {self.model_size} Llama 3 checkpoint; "
+            f"{self.users} users (each next turn sent {pause}), {self.turns} turns per "
+            "conversation, questions of "
             f"{self.question_words} words, answers of {self.max_tokens} tokens; KV cache per "
             f"replica {cache}; per subject {2 * self.cycles} rounds of {self.seconds:g} s "
             f"measured after {self.warmup_seconds:g} s, in A-B-B-A order"
@@ -258,6 +274,7 @@ def drive(url: str, model: str, tag: str, system_file: Path, shape: Shape) -> di
         *("--users", str(shape.users), "--turns", str(shape.turns)),
         *("--seconds", str(shape.seconds), "--warmup-seconds", str(shape.warmup_seconds)),
         *("--max-tokens", str(shape.max_tokens), "--question-words", str(shape.question_words)),
+        *("--think-seconds", str(shape.think_seconds)),
     )
     done = subprocess.run(args, capture_output=True, check=False)
     if done.returncode != 0:
@@ -402,6 +419,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cycles", type=int, help="A-B-B-A cycles per subject")
     parser.add_argument(
+        "--think-seconds",
+        type=float,
+        default=THINK_SECONDS,
+        help="each user's mean pause between an answer and its next turn (0: at once)",
+    )
+    parser.add_argument(
+        "--model-size", choices=("tiny", "small"), default=MODEL_SIZE, help="the checkpoint"
+    )
+    parser.add_argument(
         "--strategies",
         default=",".join(STRATEGIES),
         help="the gateway's strategies to run, comma-separated (default: all)",
@@ -418,7 +444,7 @@ def run(
 ) -> tuple[Results, dict[str, Any]]:
     """Every subject ``shape.cycles`` times in A-B-C-C-B-A order: the engines'
     speed drifts on a shared machine, and this spreads the drift over all."""
-    checkpoint = build_tiny_checkpoint()
+    checkpoint = build_tiny_checkpoint(shape.model_size)
     gateway, replicas = start_fleet(checkpoint, logs, shape.kv_cache_tokens)
     router: Server | None = None
     try:
@@ -450,7 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     strategies = args.strategies.split(",")
     if unknown := set(strategies) - set(STRATEGIES):
         raise SystemExit(f"unknown strategies: {sorted(unknown)}; known: {STRATEGIES}")
-    shape = replace(SMOKE if args.smoke else FULL, kv_cache_tokens=args.kv_cache_tokens)
+    shape = replace(
+        SMOKE if args.smoke else FULL,
+        kv_cache_tokens=args.kv_cache_tokens,
+        think_seconds=args.think_seconds,
+        model_size=args.model_size,
+    )
     if args.cycles:
         shape = replace(shape, cycles=args.cycles)
     started = datetime.now(UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.engines.demo import demo_config
-from gateway.engines.tiny import ARCHITECTURES, build_checkpoint, is_built
+from gateway.engines.tiny import ARCHITECTURES, SHAPES, build_checkpoint, is_built
 from tests.helpers import ROOT
 
 TOOLS = [
@@ -48,6 +48,27 @@ def test_a_built_checkpoint_is_reused(built: dict[str, Path]) -> None:
     assert is_built("llama3", path.parent)
     assert build_checkpoint("llama3", path.parent) == path
     assert weights.stat().st_mtime_ns == before
+
+
+def test_the_small_size_is_built_apart_with_its_own_shape(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    small = build_checkpoint("llama3", tmp_path, size="small")
+    assert small.name == "small-llama3" and is_built("llama3", tmp_path, size="small")
+    assert not is_built("llama3", tmp_path)  # the tiny one is not there
+    config = json.loads((small / "config.json").read_text())
+    for key, value in SHAPES["small"].items():
+        assert config[key] == value
+    assert (
+        config["hidden_size"]
+        > json.loads((built["llama3"] / "config.json").read_text())["hidden_size"]
+    )
+    # The same tokenizer and chat template as the tiny one.
+    assert (small / "tokenizer.json").read_bytes() == (
+        built["llama3"] / "tokenizer.json"
+    ).read_bytes()
+    with pytest.raises(ValueError, match="unknown size 'huge'"):
+        build_checkpoint("llama3", tmp_path, size="huge")
 
 
 def tokenizer(path: Path):  # type: ignore[no-untyped-def]
