@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.config.guardrails import PiiKind
-from gateway.guardrails.scan import Hints, utf8
+from gateway.guardrails.scan import DIGIT_MARK, Hints, utf8
 
 
 def luhn_valid(digits: str | bytes) -> bool:
@@ -47,8 +47,6 @@ def iban_valid(candidate: str) -> bool:
 
 # What card and phone patterns let in besides digits.
 _SEPARATORS = b" -.()+"
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_ZERO = ord("0")
 
 
 def _digits(number: str) -> bytes:
@@ -63,9 +61,9 @@ def card_valid(candidate: str) -> bool:
 
 
 def phone_valid(candidate: str) -> bool:
-    # Counted without deleting the separators: a translate that deletes builds
-    # a table of its own on every call.
-    count = candidate.encode("ascii").translate(_DIGITS_AS_ZERO).count(_ZERO)
+    # Counted in the hint marks, which turn each digit into DIGIT_MARK: a
+    # translate that deletes the separators builds a table of its own per call.
+    count = candidate.encode("ascii").translate(HINTS.marks).count(DIGIT_MARK)
     # An international prefix or an area code in brackets says "phone" even when short.
     if candidate[0] in "+(":
         return 7 <= count <= 15
