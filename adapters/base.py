@@ -47,6 +47,10 @@ class Adapter(Protocol):
     clock), or None; a stream's deadline bounds it until its first chunk."""
 
     system: str  # what OpenTelemetry's GenAI conventions call it (gen_ai.system)
+    # The backend reports the usage so far on every stream chunk when asked
+    # (vLLM's stream_options.continuous_usage_stats): mid-stream failover then
+    # knows exactly how many tokens a broken stream had generated.
+    reports_chunk_usage: bool
 
     async def chat(self, body: Body, timeouts: Timeouts, deadline: float | None = None) -> Body: ...
 

@@ -128,7 +128,9 @@ class OpenAIProviderConfig(ProviderConnection):
     continuation: bool = Field(
         False,
         description="The server continues an unfinished assistant message "
-        "(vLLM's continue_final_message): a stream broken elsewhere can finish here",
+        "(vLLM's continue_final_message): a stream broken elsewhere can finish here; "
+        "it also counts a stream's tokens on every chunk when asked "
+        "(vLLM's stream_options.continuous_usage_stats)",
     )
 
 

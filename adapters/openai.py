@@ -33,6 +33,7 @@ class OpenAIAdapter:
     # Whether the server continues an unfinished assistant message (vLLM does).
     _continues = False
     _reasoning_opener: str | None = None
+    reports_chunk_usage = False
 
     def __init__(self, config: OpenAIProviderConfig) -> None:
         headers = dict(config.headers)
@@ -41,6 +42,7 @@ class OpenAIAdapter:
         self._connect(config, config.base_url, headers)
         self._rename_reasoning = config.rename_reasoning
         self._continues = config.continuation
+        self.reports_chunk_usage = config.continuation  # vLLM's continuous_usage_stats
 
     def _connect(
         self, config: ProviderConnection, base_url: str, headers: Mapping[str, str]

@@ -29,6 +29,7 @@ PROVIDER = "anthropic"
 
 class AnthropicAdapter:
     system = "anthropic"  # OpenTelemetry's gen_ai.system
+    reports_chunk_usage = False
 
     def __init__(self, config: AnthropicProviderConfig) -> None:
         self._base = config.base_url.rstrip("/")

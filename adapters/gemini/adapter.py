@@ -36,6 +36,7 @@ def _call_id_prefix() -> str:
 
 class GeminiAdapter:
     system = "gcp.gemini"  # OpenTelemetry's gen_ai.system
+    reports_chunk_usage = False
 
     def __init__(self, config: GeminiProviderConfig) -> None:
         self._base = config.base_url.rstrip("/")

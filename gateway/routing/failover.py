@@ -12,10 +12,18 @@ providers, Anthropic by prefill) to do so, and splices the continuation in:
 - reasoning continued as reasoning; content continued as content (a
   continuation's reasoning after the break is content: a reasoning parser
   that never saw the model's end-of-reasoning marker calls it reasoning);
-- ``usage``: the tokens each backend generated, together (the continuation
-  was prompted with what the first generated, which is not prompt here);
+- ``usage``: the client's prompt, and the tokens each backend generated,
+  together (the continuation was prompted with what the first generated,
+  which is not prompt here);
 - ``gateway_failover`` (not in OpenAI's spec) on the final chunks: from and
-  to which target, after how many tokens, and why.
+  to which target, after how many tokens, why, and (once the continuation
+  reported it) how many tokens the continuation was prompted with.
+
+Tokens are counted exactly where the backend counts them on every chunk
+(vLLM's ``stream_options.continuous_usage_stats``, asked of targets whose
+adapter ``reports_chunk_usage``; the client sees that usage only if it asked
+for it): vLLM packs several tokens into one chunk when its client reads
+behind the engine. Elsewhere each chunk with text counts as one token.
 
 A break after the first chunk but before any text (vLLM opens a stream
 with a role-only chunk) is answered afresh by the next usable target, any
@@ -48,6 +56,15 @@ def resumable(body: Body) -> bool:
     return (n is None or n == 1) and not body.get("logprobs") and not body.get("best_of")
 
 
+def counted(target: Target, body: Body) -> Body:
+    """``body`` asking ``target`` for the usage so far on every chunk, where its
+    adapter says the backend can (vLLM's continuous_usage_stats)."""
+    if not target.adapter.reports_chunk_usage:
+        return body
+    options = {**(body.get("stream_options") or {}), "continuous_usage_stats": True}
+    return {**body, "stream_options": options}
+
+
 class ResumableStream:
     """The rest of a stream (``BatchStream``) that fails over when it breaks."""
 
@@ -55,7 +72,9 @@ class ResumableStream:
         "_content",
         "_current",
         "_finished_choice",
+        "_keep_chunk_usage",
         "_open",
+        "_prompt_tokens",
         "_reasoning",
         "_relabel",
         "_template",
@@ -66,14 +85,21 @@ class ResumableStream:
     )
 
     def __init__(
-        self, first: Batch, stream: TargetStream, target: Target, open_: OpenContinuation
+        self,
+        first: Batch,
+        stream: TargetStream,
+        target: Target,
+        open_: OpenContinuation,
+        keep_chunk_usage: bool = False,
     ) -> None:
         self._current = stream
         self._open = open_
         self._used = [target]
         self._content: list[str] = []
         self._reasoning: list[str] = []
-        self._tokens = 0
+        self._tokens = 0  # generated so far, by every target used
+        self._prompt_tokens: int | None = None  # the first target's count of the prompt
+        self._keep_chunk_usage = keep_chunk_usage  # the client asked for it
         self._tool_calls = False
         self._finished_choice = False
         self._template: dict[str, Any] = {}
@@ -113,18 +139,31 @@ class ResumableStream:
             if not self._template:
                 self._template = {k: chunk[k] for k in ("id", "created") if k in chunk}
             choice = choices[0]
-            delta = choice.get("delta") or {}
-            if delta.get("tool_calls"):
-                self._tool_calls = True
-            text, thought = delta.get("content"), delta.get("reasoning_content")
+            delta = choice.get("delta")
+            if delta is None:  # a text completion's chunk
+                text, thought = choice.get("text"), None
+            else:
+                if delta.get("tool_calls"):
+                    self._tool_calls = True
+                text, thought = delta.get("content"), delta.get("reasoning_content")
             if text:
                 self._content.append(text)
             if thought:
                 self._reasoning.append(thought)
-            if text or thought:
+            usage = chunk.get("usage")
+            if usage:  # the usage so far (joined by _splice after a failover)
+                self._count(usage)
+                if not self._keep_chunk_usage:
+                    del chunk["usage"]
+            elif text or thought:
                 self._tokens += 1
             if choice.get("finish_reason"):
                 self._finished_choice = True
+
+    def _count(self, usage: Body) -> None:
+        self._tokens = int(usage.get("completion_tokens") or 0)
+        if self._prompt_tokens is None and not self.failovers:
+            self._prompt_tokens = usage.get("prompt_tokens")
 
     def _partial(self) -> Partial:
         return Partial("".join(self._content), "".join(self._reasoning), self._tokens)
@@ -171,11 +210,18 @@ class ResumableStream:
             usage = chunk.get("usage")
             if usage:
                 self._join_usage(usage, failover)
-                chunk["gateway_failover"] = failover
+                if not chunk.get("choices"):
+                    chunk["gateway_failover"] = failover
 
     def _join_usage(self, usage: dict[str, Any], failover: dict[str, Any]) -> None:
         earlier = failover["after_tokens"]
-        prompt = max(0, int(usage.get("prompt_tokens") or 0) - earlier)
+        continuation_prompt = int(usage.get("prompt_tokens") or 0)
+        failover["prompt_tokens"] = continuation_prompt
+        prompt = (
+            self._prompt_tokens
+            if self._prompt_tokens is not None
+            else max(0, continuation_prompt - earlier)
+        )
         completion = int(usage.get("completion_tokens") or 0) + earlier
         usage.update(prompt_tokens=prompt, completion_tokens=completion)
         usage["total_tokens"] = prompt + completion

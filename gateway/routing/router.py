@@ -38,7 +38,7 @@ from adapters.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from gateway.routing.failover import OpenContinuation, ResumableStream, resumable
+from gateway.routing.failover import OpenContinuation, ResumableStream, counted, resumable
 from gateway.routing.health import retry_after_seconds
 from gateway.routing.model import Call, Operation, PublicModel
 from gateway.routing.streams import BatchStream, TargetStream
@@ -112,15 +112,22 @@ class Router:
         """Open a stream; return its first batch of chunks, the rest of it (which
         fails over mid-stream where the model allows it), and its target."""
 
+        resuming = model.stream_failover and resumable(call.body)
+
         async def send(target: Target, deadline: float) -> tuple[Batch, TargetStream]:
             body = target.prepare(call.body)
+            if resuming:
+                body = counted(target, body)
             first, stream, _ = await self._open_on(target, call.operation, body, deadline)
             return first, stream
 
         (first, rest), target = await self._through_chain(model, call, send, lambda _: False)
-        if model.stream_failover and resumable(call.body):
-            return first, ResumableStream(first, rest, target, self._continuer(model, call)), target
-        return first, rest, target
+        if not resuming:
+            return first, rest, target
+        options = call.body.get("stream_options") or {}
+        keep = bool(options.get("continuous_usage_stats"))
+        continuer = self._continuer(model, call)
+        return first, ResumableStream(first, rest, target, continuer, keep), target
 
     async def _open_on(
         self, target: Target, operation: Operation, body: Body, deadline: float | None
@@ -159,6 +166,7 @@ class Router:
                 )
                 if body is None:
                     continue
+                body = counted(target, body)
                 model.balancer.sent(target, call)
                 try:
                     opened = await self._open_on(target, call.operation, body, None)

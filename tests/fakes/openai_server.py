@@ -5,7 +5,8 @@ Run it as a process: ``python -m tests.fakes.openai_server --port P [--name N]``
 Behaviour:
 - chat/completions answer ``"<name>: <last user text>"`` (streams: one chunk a word);
   ``usage`` is sent unless ``--no-usage``; streams send the usage chunk only when
-  ``stream_options.include_usage`` is true.
+  ``stream_options.include_usage`` is true; with ``continuous_usage_stats`` (vLLM's)
+  every chunk also carries the usage so far (a word is a token).
 - ``GET /_requests`` lists the JSON bodies received (with headers), ``POST /_reset``
   clears them; ``GET /_events`` lists events such as ``{"event": "cancelled"}``
   when a client went away mid-response.
@@ -14,6 +15,8 @@ Behaviour:
   {"hang": 30}, {"hang_mid_stream": 30}, {"drop_mid_stream": true},
   {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
   {"drop_after": 3} (a stream's connection closed after 3 pieces),
+  {"words_per_piece": 3} (a stream's pieces hold 3 words each, as vLLM's do when its
+  client reads behind the engine),
   {"role_chunk": true} (a stream opens with a role-only chunk, as vLLM's does),
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
@@ -84,7 +87,17 @@ def _reply_text(name: str, body: dict[str, Any]) -> str:
 
 def _continued(full: str, body: dict[str, Any]) -> str:
     """What is left of ``full`` after the unfinished assistant message a client
-    asked to continue (vLLM's ``continue_final_message``)."""
+    asked to continue (vLLM's ``continue_final_message``); for a text
+    completion, after the start of this server's own answer that ends the
+    prompt (``"P<name>: P-start"`` continues ``"<name>: P"``)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        opener = full[: len(full) - len(prompt)]  # "<name>: "
+        cut = prompt.find(opener)
+        if cut <= 0:
+            return full
+        answer, started = opener + prompt[:cut], prompt[cut:]
+        return answer[len(started) :] if answer.startswith(started) else full
     messages = body.get("messages") or []
     if not (body.get("continue_final_message") and messages):
         return full
@@ -245,6 +258,12 @@ async def _stream(
         words: list[str] = []
     else:
         words = pieces if pieces is not None else re.findall(r"\s*\S+", text) or [""]
+        merged = int(fault.get("words_per_piece", 1))
+        words = ["".join(words[i : i + merged]) for i in range(0, len(words), merged)]
+    # vLLM's stream_options.continuous_usage_stats: usage so far on every chunk.
+    continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
+    prompt_tokens = _usage(body, "", n)["prompt_tokens"]
+    generated = 0
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -274,9 +293,15 @@ async def _stream(
                     )
                 else:
                     choice["text"] = piece
-                await response.write(
-                    b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
-                )
+                chunk = {**base, "choices": [choice]}
+                if continuous:
+                    generated += len(piece.split())
+                    chunk["usage"] = {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": generated,
+                        "total_tokens": prompt_tokens + generated,
+                    }
+                await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
             if position == len(words) // 2:
                 if "hang_mid_stream" in fault:
                     await asyncio.sleep(fault["hang_mid_stream"])
@@ -292,7 +317,10 @@ async def _stream(
             finish = _finish(text, call, fault) if chat else "stop"
             end: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": None}
             end["delta" if chat else "text"] = {} if chat else ""
-            await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
+            chunk = {**base, "choices": [end]}
+            if continuous:
+                chunk["usage"] = _usage(body, text, n)
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
         if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
             usage = _usage(body, text, n)
             await response.write(

@@ -195,3 +195,66 @@ def test_a_responses_api_stream_fails_over_the_same_way(
     assert final is not None and final.output_text == ANSWER
     (request,) = up["second"].requests()
     assert request["body"]["messages"][-1] == {"role": "assistant", "content": "twin: one two"}
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """The fake upstream's count of a request's prompt."""
+    return len(orjson.dumps(body["messages"])) // 4
+
+
+def test_tokens_are_counted_by_the_backend_when_chunks_hold_several(
+    gateway: Gateway, up: dict[str, FakeUpstream]
+) -> None:
+    # vLLM packs several tokens into one chunk when its client reads behind the
+    # engine: counting chunks would undercount, so the gateway asks for usage
+    # on every chunk and keeps it from a client that did not ask for it.
+    up["first"].faults({"drop_after": 2, "words_per_piece": 2})
+    chunks = stream(gateway, "pair", max_tokens=50)
+    assert text_of(chunks) == ANSWER
+    assert [c for c in chunks[:-1] if c.get("usage")] == []
+    (first,) = up["first"].requests()
+    assert first["body"]["stream_options"]["continuous_usage_stats"] is True
+    (second,) = up["second"].requests()
+    assert second["body"]["messages"][-1]["content"] == "twin: one two three"
+    assert second["body"]["max_tokens"] == 46  # 4 of the 50 were generated
+    failover = chunks[-1]["gateway_failover"]
+    assert failover["after_tokens"] == 4
+    assert failover["prompt_tokens"] == _prompt_tokens(second["body"])
+    # The client's prompt as the first backend counted it; every generated token once.
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": _prompt_tokens(first["body"]),
+        "completion_tokens": 7,
+        "total_tokens": _prompt_tokens(first["body"]) + 7,
+        "completion_tokens_details": None,
+        "prompt_tokens_details": None,
+    }
+
+
+def test_usage_on_every_chunk_is_joined_across_the_splice(
+    gateway: Gateway, up: dict[str, FakeUpstream]
+) -> None:
+    up["first"].faults({"drop_after": 3})
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    chunks = stream(gateway, "pair", extra_body={"stream_options": options})
+    assert text_of(chunks) == ANSWER
+    counts = [c["usage"]["completion_tokens"] for c in chunks if c["choices"]]
+    # One word a chunk here: the count goes up by one a chunk on both sides of
+    # the splice; the finish chunk repeats it.
+    assert counts == [1, 2, 3, 4, 5, 6, 7, 7]
+    assert chunks[-1]["usage"]["completion_tokens"] == 7
+    assert "gateway_failover" not in chunks[3]  # only the final chunks carry it
+
+
+def test_a_text_completion_stream_fails_over_the_same_way(
+    gateway: Gateway, up: dict[str, FakeUpstream]
+) -> None:
+    up["first"].faults({"drop_after": 3})
+    client = OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+    pieces = [
+        chunk.choices[0].text
+        for chunk in client.completions.create(model="pair", prompt=QUESTION, stream=True)
+        if chunk.choices
+    ]
+    assert "".join(pieces) == ANSWER  # nothing missing, nothing twice
+    (request,) = up["second"].requests()
+    assert request["body"]["prompt"] == QUESTION + "twin: one two"
