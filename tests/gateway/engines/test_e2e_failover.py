@@ -20,9 +20,11 @@ from tests.engine_gateway import EngineGateway, ready_payload
 pytestmark = pytest.mark.e2e
 
 STREAMS = 8
-# Far more than the 5 tokens a stream has when its engine is killed.
-MAX_TOKENS = 800
-WINDOW = 1024  # the engines' max_model_len
+# Far more than the 5 tokens a stream has when its engine is killed, and room
+# to continue in the engines' window of 1,024: the continuation is prompted with
+# the answer so far, which a random model's text re-tokenizes to about 1.3 times
+# its tokens (bytes that are no UTF-8 come back as U+FFFD, three bytes apiece).
+MAX_TOKENS = 640
 PAIR = ("engine/tiny-llama3", "engine/tiny-qwen2")  # llama-qwen-pair's targets
 RUNNING = "vllm:num_requests_running"
 
@@ -41,7 +43,7 @@ def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGate
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
     # Once a stream has 5 chunks, the engine with the most requests still
-    # running (its own metrics say) is killed. A tiny engine makes 800 tokens in
+    # running (its own metrics say) is killed. A tiny engine makes 640 tokens in
     # about a second and the clients read behind it, so the engine a client saw
     # first may already be done.
     first: list[str] = []
@@ -102,22 +104,17 @@ def test_streams_survive_an_engine_killed_under_them(engines_gateway: EngineGate
     assert moved, [(r["target"], r["failover"]) for r in results]
     for result in results:
         assert result["finish"] == "length"
-        if not result["failover"]:
-            assert result["usage"].completion_tokens == MAX_TOKENS
+        # The budget held across the splice, and usage counts both engines'
+        # tokens, each as its engine counted them (several can share a chunk).
+        assert result["usage"].completion_tokens == MAX_TOKENS, result
     for result in moved:
-        failover, usage = result["failover"], result["usage"]
+        failover = result["failover"]
         assert result["target"] == victim
         assert failover["from"] == victim
         assert failover["to"] == survivor
         assert 0 <= failover["after_tokens"] < MAX_TOKENS
-        # The budget held across the splice (usage counts both engines' tokens,
-        # each engine's own count), unless the survivor's window ended the answer
-        # first: it was prompted with the answer so far in its own tokens, which
-        # can be more than the first engine generated (another family's tokenizer).
-        continued = usage.completion_tokens - failover["after_tokens"]
-        assert (
-            usage.completion_tokens == MAX_TOKENS or failover["prompt_tokens"] + continued == WINDOW
-        ), (usage, failover)
+        # The survivor read the client's prompt and the answer so far.
+        assert failover["prompt_tokens"] > failover["after_tokens"]
     # Leave the session's engines as they were.
     deadline = time.monotonic() + 300
     while ready_payload(gateway)["engines"][name]["state"] != "ready":
