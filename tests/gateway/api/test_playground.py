@@ -195,7 +195,9 @@ def test_a_wrong_key_shows_the_401_message_and_the_key_stays_in_the_tab(
     keyed_gateway: Gateway, tab: Tab
 ) -> None:
     tab.page.goto(keyed_gateway.url + "/")
-    assert tab.text("#status").startswith("You didn't provide an API key.")
+    # The page lists the models after it loaded: the 401 comes back a moment later.
+    no_key = "You didn't provide an API key."
+    wait_for(lambda: tab.text("#status").startswith(no_key), 10, "the 401 message")
     tab.page.fill("#api-key", "sk-wrong")
     tab.page.press("#api-key", "Tab")
     wait_for(lambda: tab.text("#status") == "Incorrect API key provided.", 10, "the 401 message")
