@@ -62,8 +62,10 @@ KV_CACHE_TOKENS = 16_384
 KV_BLOCK = 32  # the CPU attention backend takes multiples of 32
 # Users read the answer before they ask again. Sent at once, the closed loop
 # turns whatever a strategy saves into more requests (Little's law), and each
-# request's TTFT stays one busy engine step, whatever the strategy.
-THINK_SECONDS = 2.0
+# request's TTFT stays one busy engine step, whatever the strategy; with long
+# pauses the tokens/s follow the users' pace. 1 s shows both (README, runs at
+# 0, 1 and 2 s).
+THINK_SECONDS = 1.0
 # The Llama 3 checkpoint built for it (``gateway.engines.tiny.SHAPES``): on
 # "tiny" a prefill costs next to nothing, so there is little for a prefix
 # cache hit to save; "small" prefills a few hundred tokens in a few decode
