@@ -77,6 +77,7 @@ class ResumableStream:
         "_prompt_tokens",
         "_reasoning",
         "_relabel",
+        "_strip_chunk_usage",
         "_template",
         "_tokens",
         "_tool_calls",
@@ -100,6 +101,7 @@ class ResumableStream:
         self._tokens = 0  # generated so far, by every target used
         self._prompt_tokens: int | None = None  # the first target's count of the prompt
         self._keep_chunk_usage = keep_chunk_usage  # the client asked for it
+        self._strip_chunk_usage = self._stripping(target)
         self._tool_calls = False
         self._finished_choice = False
         self._template: dict[str, Any] = {}
@@ -153,12 +155,17 @@ class ResumableStream:
             usage = chunk.get("usage")
             if usage:  # the usage so far (joined by _splice after a failover)
                 self._count(usage)
-                if not self._keep_chunk_usage:
+                if self._strip_chunk_usage:
                     del chunk["usage"]
             elif text or thought:
                 self._tokens += 1
             if choice.get("finish_reason"):
                 self._finished_choice = True
+
+    def _stripping(self, target: Target) -> bool:
+        """Whether chunks carry usage only because ``counted`` asked ``target``
+        for it: a backend that sends usage with its last choice anyway keeps it."""
+        return target.adapter.reports_chunk_usage and not self._keep_chunk_usage
 
     def _count(self, usage: Body) -> None:
         self._tokens = int(usage.get("completion_tokens") or 0)
@@ -188,6 +195,7 @@ class ResumableStream:
         )
         self._used.append(target)
         self._current = stream
+        self._strip_chunk_usage = self._stripping(target)
         # Reasoning after a break in the content is content; a fresh answer's is its own.
         self._relabel = bool(partial.content)
         return first

@@ -16,7 +16,8 @@ Behaviour:
   {"malformed": true}, {"drip": 0.05}, {"delay": 0.5}, {"content_filter": true},
   {"drop_after": 3} (a stream's connection closed after 3 pieces),
   {"words_per_piece": 3} (a stream's pieces hold 3 words each, as vLLM's do when its
-  client reads behind the engine),
+  client reads behind the engine), {"usage_with_finish": true} (a stream's usage
+  comes with its finish chunk, not in a chunk of its own, as some APIs send it),
   {"role_chunk": true} (a stream opens with a role-only chunk, as vLLM's does),
   {"status": 400, "code": "context_length_exceeded", "message": "..."}]}``; ``{"fail_ratio": 0.3}``
   makes that share of requests answer 500 (seeded, so runs repeat).
@@ -318,10 +319,12 @@ async def _stream(
             end: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": None}
             end["delta" if chat else "text"] = {} if chat else ""
             chunk = {**base, "choices": [end]}
-            if continuous:
+            if continuous or fault.get("usage_with_finish"):
                 chunk["usage"] = _usage(body, text, n)
             await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-        if state["usage"] and (body.get("stream_options") or {}).get("include_usage"):
+        asked = (body.get("stream_options") or {}).get("include_usage")
+        # Some OpenAI-compatible APIs send the usage with the finish chunk instead.
+        if state["usage"] and asked and not fault.get("usage_with_finish"):
             usage = _usage(body, text, n)
             await response.write(
                 b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"

@@ -58,6 +58,7 @@ def gateway(
         "models": {
             "pair": {"targets": targets("first", "second")},
             "no-continuation": {"targets": targets("first", "plain")},
+            "plain-first": {"targets": targets("plain", "first")},
             "switched-off": {"targets": targets("first", "second"), "stream_failover": False},
         },
     }
@@ -258,3 +259,17 @@ def test_a_text_completion_stream_fails_over_the_same_way(
     assert "".join(pieces) == ANSWER  # nothing missing, nothing twice
     (request,) = up["second"].requests()
     assert request["body"]["prompt"] == QUESTION + "twin: one two"
+
+
+def test_usage_a_backend_sends_with_its_finish_chunk_is_kept(
+    gateway: Gateway, up: dict[str, FakeUpstream]
+) -> None:
+    # Only the usage the gateway asked for on every chunk is kept from the client.
+    up["plain"].faults({"usage_with_finish": True})
+    chunks = stream(gateway, "plain-first")
+    assert text_of(chunks) == "twin: " + QUESTION
+    (request,) = up["plain"].requests()
+    assert "continuous_usage_stats" not in request["body"]["stream_options"]
+    (finish,) = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert finish["usage"]["prompt_tokens"] == _prompt_tokens(request["body"])
+    assert finish["usage"]["completion_tokens"] == 7
