@@ -56,6 +56,11 @@ def resumable(body: Body) -> bool:
     return (n is None or n == 1) and not body.get("logprobs") and not body.get("best_of")
 
 
+def asks_chunk_usage(body: Body) -> bool:
+    """Whether the client itself asked for the usage so far on every chunk."""
+    return bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
+
+
 def counted(target: Target, body: Body) -> Body:
     """``body`` asking ``target`` for the usage so far on every chunk, where its
     adapter says the backend can (vLLM's continuous_usage_stats)."""

@@ -38,7 +38,13 @@ from adapters.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from gateway.routing.failover import OpenContinuation, ResumableStream, counted, resumable
+from gateway.routing.failover import (
+    OpenContinuation,
+    ResumableStream,
+    asks_chunk_usage,
+    counted,
+    resumable,
+)
 from gateway.routing.health import retry_after_seconds
 from gateway.routing.model import Call, Operation, PublicModel
 from gateway.routing.streams import BatchStream, TargetStream
@@ -124,9 +130,8 @@ class Router:
         (first, rest), target = await self._through_chain(model, call, send, lambda _: False)
         if not resuming:
             return first, rest, target
-        options = call.body.get("stream_options") or {}
-        keep = bool(options.get("continuous_usage_stats"))
         continuer = self._continuer(model, call)
+        keep = asks_chunk_usage(call.body)
         return first, ResumableStream(first, rest, target, continuer, keep), target
 
     async def _open_on(

@@ -263,8 +263,7 @@ async def _stream(
         words = ["".join(words[i : i + merged]) for i in range(0, len(words), merged)]
     # vLLM's stream_options.continuous_usage_stats: usage so far on every chunk.
     continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
-    prompt_tokens = _usage(body, "", n)["prompt_tokens"]
-    generated = 0
+    sent = ""
     gap = 0.2 if "[slow]" in text else float(fault.get("drip", 0))
     base = {
         "id": "chatcmpl-fake",
@@ -284,6 +283,7 @@ async def _stream(
                 assert request.transport is not None
                 request.transport.close()  # the connection dies after this many pieces
                 return response
+            sent += piece
             for index in range(n):
                 choice: dict[str, Any] = {"index": index, "finish_reason": None, "logprobs": None}
                 if chat:
@@ -296,12 +296,7 @@ async def _stream(
                     choice["text"] = piece
                 chunk = {**base, "choices": [choice]}
                 if continuous:
-                    generated += len(piece.split())
-                    chunk["usage"] = {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": generated,
-                        "total_tokens": prompt_tokens + generated,
-                    }
+                    chunk["usage"] = _usage(body, sent, n)
                 await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
             if position == len(words) // 2:
                 if "hang_mid_stream" in fault:
