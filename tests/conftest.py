@@ -7,10 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FakeUpstream, Gateway, free_port
+from tests.helpers import ROOT, FakeUpstream, Gateway, build_backend, free_port
 
 # The session's one gateway with real vLLM engines (engines_gateway), for every e2e test.
 pytest_plugins = ["tests.engine_gateway"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Python imports a compiled module before its source: tests of an edited
+    # source would run the old code.
+    stale = build_backend().stale_modules(ROOT)
+    if stale:
+        pytest.exit(
+            f"{', '.join(stale)} changed since compiled: run `pip install -e .` again "
+            "(deploy/build_backend.py)",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 @pytest.fixture(scope="session")

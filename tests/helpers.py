@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -11,12 +12,22 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_backend() -> ModuleType:
+    """deploy/build_backend.py, the build backend (not a package: loaded by path)."""
+    spec = importlib.util.spec_from_file_location("build_backend", ROOT / "deploy/build_backend.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)  # tests/deploy
 [ -x /usr/bin/chromium ] || missing+=(chromium)  # the pages' browser tests (never `playwright install`)
 command -v valgrind >/dev/null || missing+=(valgrind)  # tests/benchmarks/instructions.py
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)  # the compiled guardrails (deploy/build_backend.py)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

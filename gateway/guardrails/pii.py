@@ -110,6 +110,10 @@ class Detector:
     spaceless: bool = False  # no match holds a space (so none starts before one)
     between_digits: bool = False
     min_digits: int = 0
+    # Every match's hint marks (``Hints``: ``0`` a digit, ``A`` a capital, NUL
+    # another hint; read as Latin-1) hold one of these; a text whose marks hold
+    # none is passed over.
+    marked: tuple[str, ...] = ()
 
 
 # Every kind needs a digit, ``@``, ``:``, ``_`` or ``-``, or starts with one
@@ -149,10 +153,17 @@ _SECRET_NEEDS = (
     r"|_(?<=[srp]k_)|_(?<=gh[pousr]_)|_(?<=github_)"
     r"|AKIA|AIza|J(?<=eyJ)"
 )
+# The same in marks: its needs with capitals as A and dashes and underscores
+# as NUL (AKIA is AAAA): one memchr-speed lookup each, where searching the
+# needs took some ten thousand instructions in a paragraph.
+_SECRET_MARKED = (
+    "sk\0", "glpat\0", "xox", "rk\0", "pk\0", "github\0", "AAAA", "AAza", "eyA",
+    "ghp\0", "gho\0", "ghu\0", "ghs\0", "ghr\0",
+)  # fmt: skip
 _IP_END = r"(?![\w:]|\.\d)"
 
 DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
-    "secret": (Detector("SECRET", _SECRET, _SECRET_NEEDS, reach=6),),
+    "secret": (Detector("SECRET", _SECRET, _SECRET_NEEDS, reach=6, marked=_SECRET_MARKED),),
     "email": (
         Detector(
             "EMAIL",
@@ -171,6 +182,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             reach=2,
             valid=iban_valid,
             between_digits=True,
+            marked=("AA00",),
         ),
     ),
     "ip_address": (
@@ -182,6 +194,7 @@ DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
             valid=ip_valid,
             between_digits=True,
             min_digits=4,
+            marked=("0.0",),
         ),
         Detector(
             "IP_ADDRESS",

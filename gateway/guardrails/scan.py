@@ -50,6 +50,9 @@ class Rule:
     # passed over without searching (a year holds no phone number, let alone a
     # card's thirteen digits).
     min_digits: int = 0
+    # Every match's marks (see ``Hints``; read as Latin-1) hold one of these: a
+    # text whose marks hold none is passed over without searching.
+    marked: tuple[str, ...] = ()
     needs_string: str | None = None
 
     @classmethod
@@ -64,6 +67,7 @@ class Rule:
         spaceless: bool = False,
         between_digits: bool = False,
         min_digits: int = 0,
+        marked: tuple[str, ...] = (),
     ) -> Rule:
         wanted = None if needs is None else re.compile(needs, flags)
         # Without re.ASCII, \d also matches other scripts' digits.
@@ -79,6 +83,7 @@ class Rule:
             spaceless=spaceless,
             between_digits=between_digits and ascii_digits and wanted is not None,
             min_digits=min_digits if ascii_digits else 0,
+            marked=marked,
             needs_string=None if flags & re.IGNORECASE else string,
         )
 
@@ -89,12 +94,15 @@ Span = tuple[int, int, str]
 
 
 # What a hint character of a text's UTF-8 form becomes in its marks (see
-# ``Hints``): ASCII digits become ``DIGIT_MARK``, any other hint ``HINT_MARK``.
+# ``Hints``): ASCII digits become ``DIGIT_MARK``, any other hint ``HINT_MARK``,
+# and ASCII capitals (never hints) ``UPPER_MARK``.
 # Integers: ``int in bytes`` is a memchr, while ``bytes in bytes`` first fails
 # (and formats an error) reading its operand as an integer.
 DIGIT_MARK = ord("0")
 HINT_MARK = 0
+UPPER_MARK = ord("A")
 _ASCII_DIGITS = range(0x30, 0x3A)
+_ASCII_CAPITALS = range(0x41, 0x5B)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +113,8 @@ class Hints:
     ``marks`` (no other character's UTF-8 form holds an ASCII byte) turns
     each digit into ``DIGIT_MARK`` and each other hint character into
     ``HINT_MARK``, and two memchr-speed lookups read the result. The same
-    marks say where the text's digits are. The table deletes nothing, so
+    marks say where the text's digits are, and which shapes it holds (a
+    rule's ``marked``: ``AA00`` is two capitals and two digits). The table deletes nothing, so
     ``bytes.translate`` builds no table of its own for each call."""
 
     chars: bytes
@@ -119,6 +128,10 @@ class Hints:
         table = bytearray(range(256))
         for byte in _ASCII_DIGITS:
             table[byte] = DIGIT_MARK
+        for byte in _ASCII_CAPITALS:
+            table[byte] = UPPER_MARK
+        if any(byte in _ASCII_CAPITALS for byte in self.chars):
+            raise ValueError("capitals are marked as such, never as hints")
         for byte in self.chars:
             if byte not in _ASCII_DIGITS:
                 table[byte] = HINT_MARK
@@ -169,22 +182,46 @@ def _digits(text: str, start: int, size: int, marks: bytes) -> Digits:
     return _NO_DIGITS if found is None else (found.start(), len(text), len(text) - found.start())
 
 
-# A rule's search: its first valid, non-empty match from a position, as
-# (start, end), or None.
-Step = Callable[[str, int, Digits], "tuple[int, int] | None"]
+def _holds_any(shapes: str, marked: tuple[str, ...]) -> bool:
+    for shape in marked:  # noqa: SIM110 (any() would add a generator frame)
+        if shape in shapes:
+            return True
+    return False
 
 
-def _stepper(rule: Rule) -> Step:
-    """``rule``'s search, its fields bound once (the scan runs it for every
-    text). After a rejected candidate (say digits failing the Luhn check) the
-    next position is tried: what is found never depends on how far a rejected
-    one ran."""
-    whole = rule.whole.search
-    needs = None if rule.needs is None else rule.needs.search
-    string, reach, valid = rule.needs_string, rule.reach, rule.valid
-    spaceless, between_digits = rule.spaceless, rule.between_digits
+class Search:
+    """A rule's search: its first valid, non-empty match from a position, as
+    (start, end), or None. Its fields are the rule's, read once (the scan runs
+    it for every text); a class, not a closure, so a compiled scan calls it
+    directly. After a rejected candidate (say digits failing the Luhn check)
+    the next position is tried: what is found never depends on how far a
+    rejected one ran."""
 
-    def step(text: str, position: int, digits: Digits) -> tuple[int, int] | None:
+    __slots__ = (
+        "between_digits",
+        "marked",
+        "needs",
+        "reach",
+        "spaceless",
+        "string",
+        "valid",
+        "whole",
+    )
+
+    def __init__(self, rule: Rule) -> None:
+        self.whole: Callable[[str, int], re.Match[str] | None] = rule.whole.search
+        self.needs: Callable[..., re.Match[str] | None] | None = (
+            None if rule.needs is None else rule.needs.search
+        )
+        self.string = rule.needs_string
+        self.reach = rule.reach
+        self.valid = rule.valid
+        self.spaceless = rule.spaceless
+        self.between_digits = rule.between_digits
+        self.marked = rule.marked
+
+    def next(self, text: str, position: int, digits: Digits) -> tuple[int, int] | None:
+        string, needs, reach, valid = self.string, self.needs, self.reach, self.valid
         while True:
             # No match starts before the first occurrence of what it needs, less
             # its reach: the search starts there (or is not run).
@@ -193,7 +230,7 @@ def _stepper(rule: Rule) -> Step:
                 if at < 0:
                     return None
             elif needs is not None:
-                if between_digits:
+                if self.between_digits:
                     first = digits[0]
                     found = needs(text, first if position < first else position, digits[1])
                 else:
@@ -205,19 +242,17 @@ def _stepper(rule: Rule) -> Step:
                 at = position
             if at - reach > position:
                 position = at - reach
-            if spaceless:
+            if self.spaceless:
                 space = text.rfind(" ", position, at)
                 if space >= 0:
                     position = space + 1
-            match = whole(text, position)
+            match = self.whole(text, position)
             if match is None:
                 return None
             span = match.span()
             if span[1] > span[0] and (valid is None or valid(match.group())):
                 return span
             position = span[0] + 1
-
-    return step
 
 
 class Scanner:
@@ -226,13 +261,16 @@ class Scanner:
         self.rules = tuple(rules)
         self._hints = hints
         self._counts_digits = any(rule.between_digits or rule.min_digits for rule in self.rules)
+        self._reads_marks = (
+            hints is not None or self._counts_digits or any(rule.marked for rule in self.rules)
+        )
         self._marks = (hints or _NO_HINTS).marks
         # What runs on a text with n digits: ``self._plans[min(n, last)]``, the
         # rules that may match it in their order (which breaks ties).
         rules = self.rules
-        steps = [(order, _stepper(rule), rule.label) for order, rule in enumerate(rules)]
+        searches = [(order, Search(rule), rule.label) for order, rule in enumerate(rules)]
         self._plans = tuple(
-            tuple(step for step, rule in zip(steps, rules, strict=True) if rule.min_digits <= n)
+            tuple(s for s, rule in zip(searches, rules, strict=True) if rule.min_digits <= n)
             for n in range(max((rule.min_digits for rule in rules), default=0) + 1)
         )
         # Streams ask "may any rule still be matching from here?" at each new
@@ -249,8 +287,8 @@ class Scanner:
         any rule (the longest of those starting together) wins, and the scan
         goes on after it. Being one scan from a position, it gives the same
         findings whether the text comes whole or in pieces."""
-        hints, digits = self._hints, _NO_DIGITS
-        if hints is not None or self._counts_digits:
+        hints, digits, marks = self._hints, _NO_DIGITS, b""
+        if self._reads_marks:
             data = utf8(text[start:] if start else text)
             marks = data.translate(self._marks)
             if hints is not None and hints.absent(text, marks):
@@ -260,13 +298,19 @@ class Scanner:
         plans = self._plans
         plan = plans[digits[2]] if digits[2] < len(plans) else plans[-1]
         # The next valid match of each rule that has one, as (start, -end,
-        # order, step, label): the least is the earliest, then the longest,
+        # order, search, label): the least is the earliest, then the longest,
         # then the first rule's.
-        upcoming: list[tuple[int, int, int, Step, str]] = []
-        for order, step, label in plan:
-            found = step(text, start, digits)
+        upcoming: list[tuple[int, int, int, Search, str]] = []
+        shapes = None  # the marks as a str: ``bytes in bytes`` is slow (see DIGIT_MARK)
+        for order, search, label in plan:
+            if search.marked:
+                if shapes is None:
+                    shapes = marks.decode("latin-1")
+                if not _holds_any(shapes, search.marked):
+                    continue
+            found = search.next(text, start, digits)
             if found is not None:
-                upcoming.append((found[0], -found[1], order, step, label))
+                upcoming.append((found[0], -found[1], order, search, label))
         spans: list[Span] = []
         while upcoming:
             best = min(upcoming) if len(upcoming) > 1 else upcoming[0]
@@ -277,7 +321,7 @@ class Scanner:
             kept = []
             for entry in upcoming:
                 if entry[0] < position:
-                    found = entry[3](text, position, digits)
+                    found = entry[3].next(text, position, digits)
                     if found is None:
                         continue
                     entry = (found[0], -found[1], entry[2], entry[3], entry[4])

@@ -81,6 +81,7 @@ class TextGuard:
                     spaceless=d.spaceless,
                     between_digits=d.between_digits,
                     min_digits=d.min_digits,
+                    marked=d.marked,
                 )
                 for d in detectors
             ]

@@ -134,6 +134,11 @@ FRAGMENTS = [
     "word", "two-line", "1", "42", "2024", "+", "(", ")", "-", ".", "@", ":", "_",
     "+1 23 4567", "4222222222222",  # a phone and a card with the fewest digits
     "naïve", "\uff15",  # not ASCII (a fullwidth 5: no digit to the detectors)
+    # Near the shapes the rules' marks key on: capitals before digits, a digit
+    # by a dot, a dash or underscore after a secret's letters.
+    "de89 3704 0044 0532 0130 00", "DE8", "9.", "1.2", "sk_test_" + "g" * 16,
+    "rk_live_" + "h" * 16, "pk_test_" + "i" * 16, "gho_" + "j" * 36, "xoxp-12345678901",
+    "AIzb", "ey", "J", "GITHUB_",
 ]  # fmt: skip
 REFERENCE = Scanner(
     Rule.compile(d.label, d.pattern, None, 0, d.valid, re.ASCII)
