@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from setuptools import build_meta, setup
+from setuptools.command.sdist import sdist
 
 COMPILED = (
     "gateway/guardrails/scan.py",
@@ -40,6 +41,8 @@ COMPILED = (
 _MYPY_FLAGS = ("--config-file=", "--follow-imports=silent", "--ignore-missing-imports")
 # The setup.py commands that build the package's files (metadata needs none).
 _BUILDING = {"bdist_wheel", "editable_wheel"}
+# This module, as pyproject.toml's backend-path finds it from the project's root.
+_BACKEND = "deploy/build_backend.py"
 
 
 def missing_toolchain() -> str | None:
@@ -80,11 +83,23 @@ def stale_modules(root: Path) -> list[str]:
     return stale
 
 
+class _Sdist(sdist):
+    """setuptools' sdist, carrying this backend: a wheel is built from an
+    sdist with it."""
+
+    def make_distribution(self) -> None:
+        self.filelist.append(_BACKEND)
+        super().make_distribution()
+
+
 class _Backend(build_meta._BuildMetaBackend):
     def run_setup(self, setup_script: str = "setup.py") -> None:
         # setuptools runs this (its setup.py stand-in) with the command in sys.argv.
         building = not _BUILDING.isdisjoint(sys.argv)
-        setup(ext_modules=compiled_extensions() if building else [])
+        setup(
+            ext_modules=compiled_extensions() if building else [],
+            cmdclass={"sdist": _Sdist},
+        )
 
 
 _backend = _Backend()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +30,35 @@ def build_backend() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def project_copy(into: Path) -> Path:
+    """What building the package reads, copied to ``into`` (a build writes a
+    build/ folder beside its sources; the checkout should not get one)."""
+    ignored = shutil.ignore_patterns("__pycache__", "*.so")
+    for package in ("gateway", "adapters"):
+        shutil.copytree(ROOT / package, into / package, ignore=ignored)
+    (into / "deploy").mkdir()
+    for name in ("pyproject.toml", "README.md", "deploy/build_backend.py"):
+        shutil.copy(ROOT / name, into / name)
+    return into
+
+
+def wheel_files(source: Path, dist: Path) -> set[str]:
+    """What the wheel pip builds from ``source`` (into ``dist``) holds. Built
+    uncompiled: what it carries, not the compiled guardrails (tests/deploy
+    checks those)."""
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    done = subprocess.run(
+        [*pip, "-w", str(dist), str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "VLLM_GATEWAY_COMPILE": "0"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = dist.glob("vllm_gateway-*.whl")
+    return set(zipfile.ZipFile(wheel).namelist())
 
 
 def free_port() -> int:

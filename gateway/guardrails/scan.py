@@ -6,8 +6,11 @@ one left-to-right scan: the earliest match (then the longest) is taken, and
 the scan goes on after it. Each rule's pattern is searched for only from where
 a match can start: just before the first occurrence of what it needs (found
 between the text's first and last digit for needs that start and end with
-one), after the last space before it for rules whose matches hold none
-(searching at every position finds the same; a test checks it). On a
+one), after the last space before it for rules whose matches hold none;
+a rule is passed over altogether in a text with too few digits
+(``min_digits``) or none of the shapes its matches hold (``marked``), both
+read from one translation of the text (``Hints``). Searching at every
+position finds the same; a test checks it. On a
 stream it scans only what is not yet released, with ``regex``'s partial
 matching: text is held back from the first place where a finding could still
 be completing (a partial match, or a match touching the end of what arrived)
@@ -114,8 +117,9 @@ class Hints:
     each digit into ``DIGIT_MARK`` and each other hint character into
     ``HINT_MARK``, and two memchr-speed lookups read the result. The same
     marks say where the text's digits are, and which shapes it holds (a
-    rule's ``marked``: ``AA00`` is two capitals and two digits). The table deletes nothing, so
-    ``bytes.translate`` builds no table of its own for each call."""
+    rule's ``marked``: ``AA00`` is two capitals and two digits, each capital
+    marked ``UPPER_MARK``). The table deletes nothing, so ``bytes.translate``
+    builds no table of its own for each call."""
 
     chars: bytes
     literals: tuple[str, ...] = ()

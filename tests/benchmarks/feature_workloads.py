@@ -1,11 +1,10 @@
 """Workloads (k) and (l): what the guardrails and the response cache cost.
 
 (k) the ``pii`` guardrail on input and output, against the same gateway
-    without it: added latency at concurrency 1, and requests/s at 64 in
-    alternating rounds of the two, and CPU per request side by side
-    (``paired.py``). The
-    prompt holds an e-mail address and a phone number, so every request
-    masks two values and restores them; the answer is scanned too.
+    without it: latency at concurrency 1 and requests/s at 64, each in
+    alternating rounds of the two (``paired.py``), and CPU per request side
+    by side. The prompt holds an e-mail address and a phone number, so every
+    request masks two values and restores them; the answer is scanned too.
 (l) a cache hit: the same temperature-0 request again and again at
     concurrency 1; every request after the first is answered from the
     in-memory cache, against the upstream answering directly.
@@ -13,10 +12,12 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from tests.benchmarks.loads import CHAT, Sizes, send
+from tests.benchmarks.loads import CHAT, Load, Sizes, send
 from tests.benchmarks.paired import (
     alternate,
     describe,
@@ -49,43 +50,65 @@ def _stopped(subject: Subject) -> None:
 
 
 def pii_overhead(direct: Subject, start: Start, with_pii: Any, sizes: Sizes) -> WorkloadResult:
-    """Latency at concurrency 1 (each gateway once), then requests/s in
-    alternating rounds of the two gateways (``paired.py``)."""
+    """Latency at concurrency 1, then requests/s, each in alternating rounds
+    of the two gateways; then requests/s side by side (``paired.py``)."""
     result = WorkloadResult("k", "pii guardrail on input and output, non-streaming", {})
+    rounds = sizes.paired_rounds
+    latency_round = _latency_round(sizes.latency, rounds)
     result.load = {
-        "latency": sizes.latency.describe(),
-        "throughput": {**sizes.paired.describe(), "rounds": sizes.paired_rounds},
+        "latency": {**latency_round.describe(), "rounds": rounds},
+        "throughput": {**sizes.paired.describe(), "rounds": rounds},
     }
-    latency = {"direct": send(direct, sizes.latency, PII_CHAT)}
+    direct_run = send(direct, sizes.latency, PII_CHAT)
     without, with_ = start("gateway-without-pii", None), start("gateway-with-pii", with_pii)
     try:
-        for label, subject in (("without", without), ("with", with_)):
-            print(f"  (k) latency, gateway {label} the pii guardrail ...", flush=True)
-            latency[label] = send(subject, sizes.latency, PII_CHAT)
-        print(f"  (k) requests/s, {sizes.paired_rounds} alternating rounds ...", flush=True)
-        pairs = alternate(without, with_, sizes.paired, PII_CHAT, sizes.paired_rounds)
-        print(f"  (k) requests/s, {sizes.paired_rounds} rounds side by side ...", flush=True)
-        together = side_by_side(without, with_, sizes.paired, PII_CHAT, sizes.paired_rounds)
+        print(f"  (k) latency, {rounds} alternating rounds ...", flush=True)
+        latency = alternate(without, with_, latency_round, PII_CHAT, rounds)
+        print(f"  (k) requests/s, {rounds} alternating rounds ...", flush=True)
+        pairs = alternate(without, with_, sizes.paired, PII_CHAT, rounds)
+        print(f"  (k) requests/s, {rounds} rounds side by side ...", flush=True)
+        together = side_by_side(without, with_, sizes.paired, PII_CHAT, rounds)
     finally:
         _stopped(without)
         _stopped(with_)
-    p50 = {name: run["latency_ms"]["p50"] for name, run in latency.items()}
-    for label in ("without", "with"):
-        values = {"direct": p50["direct"], "gateway": p50[label]}
-        result.metrics.append(
-            Metric(f"latency p50, {label} the pii guardrail", "ms", "added", values)
-        )
-    added = round(p50["with"] - p50["without"], 3)
-    result.metrics.append(Metric("pii guardrail's added p50", "ms", "absolute", {"gateway": added}))
+    result.metrics += _latency_metrics(direct_run, latency)
     labels = ("without pii", "with pii")
     result.metrics += paired_metrics(pairs, "requests/s", "req/s", "request", labels)
     result.metrics.append(side_by_side_metric(together, "request", labels))
     result.notes.append(describe(pairs, ("without", "with")))
-    result.runs = {f"latency-{name}": run for name, run in latency.items()}
+    result.runs = {"latency-direct": direct_run}
     names = ("without", "with")
+    keep_runs(result.runs, latency, "latency-{index}-{label}", names)
     keep_runs(result.runs, pairs, "round-{index}-{label}", names)
     keep_runs(result.runs, together, "side-by-side-{index}-{label}", names)
     return result
+
+
+def _latency_round(load: Load, rounds: int) -> Load:
+    """One of ``rounds`` rounds sharing ``load``'s requests and warmup."""
+    return replace(load, requests=(load.requests or 0) // rounds, warmup=load.warmup // rounds)
+
+
+def _latency_metrics(
+    direct_run: dict[str, Any], pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> list[Metric]:
+    """Each gateway's p50 (the median of its rounds') over direct's, and the
+    guardrail's added p50: the median of the rounds' differences, each
+    between two runs seconds apart, so the machine's drift cancels out."""
+    p50 = [(a["latency_ms"]["p50"], b["latency_ms"]["p50"]) for a, b in pairs]
+    metrics = [
+        Metric(
+            f"latency p50, {label} the pii guardrail",
+            "ms",
+            "added",
+            {"direct": direct_run["latency_ms"]["p50"], "gateway": statistics.median(side)},
+        )
+        for label, side in (("without", [a for a, _ in p50]), ("with", [b for _, b in p50]))
+    ]
+    added = round(statistics.median(b - a for a, b in p50), 3)
+    name = "pii guardrail's added p50 (median of the rounds' differences)"
+    metrics.append(Metric(name, "ms", "absolute", {"gateway": added}))
+    return metrics
 
 
 def cache_hit(direct: Subject, start: Start, with_cache: Any, sizes: Sizes) -> WorkloadResult:

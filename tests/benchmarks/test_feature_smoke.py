@@ -33,6 +33,11 @@ def test_guardrail_and_cache_workloads_run(tmp_path: Path) -> None:
             assert run["requests"] > 0
     metrics = {m["name"]: m["values"] for m in workloads["k"]["metrics"]}
     assert metrics["latency p50, with the pii guardrail"]["gateway"] > 0
+    added = metrics["pii guardrail's added p50 (median of the rounds' differences)"]["gateway"]
+    assert isinstance(added, float)
+    latency_runs = sorted(name for name in workloads["k"]["runs"] if name.startswith("latency-"))
+    rounds = [f"latency-{index}-{label}" for index in (0, 1) for label in ("with", "without")]
+    assert latency_runs == [*rounds, "latency-direct"]
     assert metrics["requests/s, with pii (median of rounds)"]["gateway"] > 0
     share = "requests/s, with pii vs without pii: median of the rounds' ratios"
     assert metrics[share]["gateway"] > 0

@@ -10,15 +10,17 @@ import importlib.machinery
 import os
 import subprocess
 import sys
+import tarfile
 import warnings
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, build_backend
+from tests.deploy.uncompiled import compiled_modules
+from tests.helpers import ROOT, build_backend, project_copy, wheel_files
 
 backend = build_backend()
-MODULES = [path.removesuffix(".py").replace("/", ".") for path in backend.COMPILED]
+MODULES = list(compiled_modules())
 
 
 def test_the_guardrails_run_as_installed() -> None:
@@ -85,3 +87,26 @@ def test_the_uncompiled_sources_pass_the_guardrail_tests(tmp_path: Path) -> None
     assert len(processes) > 1  # pytest's, and the gateways' it started
     ran_as_sources = {name for report in processes for name in report.read_text().split()}
     assert ran_as_sources == set(MODULES)
+
+
+def test_a_wheel_builds_from_the_sdist(tmp_path: Path) -> None:
+    """The sdist carries the backend that pyproject.toml names, so pip can
+    build the package from it."""
+    source = project_copy(tmp_path / "source")
+    make_sdist = "import sys, build_backend; print(build_backend.build_sdist(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", make_sdist, str(tmp_path / "sdist")],
+        cwd=source,
+        env={**os.environ, "PYTHONPATH": str(source / "deploy")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with tarfile.open(tmp_path / "sdist" / done.stdout.split()[-1]) as sdist:
+        sdist.extractall(tmp_path / "unpacked", filter="data")
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
+    assert (unpacked / "deploy/build_backend.py").is_file()
+    names = wheel_files(unpacked, tmp_path / "dist")
+    assert set(backend.COMPILED) <= names
+    assert "gateway/api/static/playground.html" in names

@@ -5,13 +5,8 @@ with their access rules and no secret in what they show."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
-import zipfile
 from pathlib import Path
 
 import httpx
@@ -26,7 +21,7 @@ from tests.gateway.api.conftest import (
     GATEWAY_ENV_SECRET,
     MEMBER,
 )
-from tests.helpers import ROOT, Gateway
+from tests.helpers import Gateway, project_copy, wheel_files
 
 
 def get(gateway: Gateway, path: str, key: str | None = None, **headers: str) -> httpx.Response:
@@ -127,26 +122,7 @@ def test_only_packaged_files_are_served(gateway: Gateway, path: str) -> None:
 
 
 def test_the_wheel_carries_the_pages(tmp_path: Path) -> None:
-    source = tmp_path / "source"  # built from a copy: the checkout gets no build/ folder
-    for package in ("gateway", "adapters"):
-        shutil.copytree(
-            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.so")
-        )
-    (source / "deploy").mkdir()
-    for name in ("pyproject.toml", "README.md", "deploy/build_backend.py"):
-        shutil.copy(ROOT / name, source / name)
-    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    done = subprocess.run(
-        [*pip, "-w", str(tmp_path / "dist"), str(source)],
-        capture_output=True,
-        text=True,
-        check=False,
-        # What the wheel carries, not the compiled guardrails (tests/deploy checks those).
-        env={**os.environ, "VLLM_GATEWAY_COMPILE": "0"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    (wheel,) = (tmp_path / "dist").glob("vllm_gateway-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    names = wheel_files(project_copy(tmp_path / "source"), tmp_path / "dist")
     packaged = {
         f"gateway/api/static/{p.relative_to(STATIC_DIR).as_posix()}"
         for p in STATIC_DIR.rglob("*.*")
