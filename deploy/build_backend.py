@@ -34,6 +34,7 @@ COMPILED = (
     "gateway/guardrails/texts.py",
     "gateway/guardrails/service.py",
     "gateway/guardrails/chunks.py",
+    "gateway/guardrails/marks.py",
 )
 # mypy's reading of them for mypyc. Not the project's [tool.mypy]: its pydantic
 # plugin is not in the build environment. Modules outside COMPILED are read

@@ -11,11 +11,11 @@ still held when the upstream ended without a finish chunk.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 Chunk = dict[str, Any]
 Batch = list[Chunk]
-DELTA_FIELDS = ("content", "reasoning_content")
+DELTA_FIELDS: Final = ("content", "reasoning_content")
 # What a stream holds: a field's name, or the index of a tool call (its arguments).
 Field = str | int
 

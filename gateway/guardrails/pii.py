@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.config.guardrails import PiiKind
-from gateway.guardrails.scan import DIGIT_MARK, Hints, utf8
+from gateway.guardrails.marks import DIGIT_MARK, Hints, utf8
 
 
 def luhn_valid(digits: str | bytes) -> bool:
@@ -46,7 +47,7 @@ def iban_valid(candidate: str) -> bool:
 
 
 # What card and phone patterns let in besides digits.
-_SEPARATORS = b" -.()+"
+_SEPARATORS: Final = b" -.()+"
 
 
 def _digits(number: str) -> bytes:
@@ -118,7 +119,7 @@ class Detector:
 
 # Every kind needs a digit, ``@``, ``:``, ``_`` or ``-``, or starts with one
 # of three literals.
-HINTS = Hints(b"0123456789@:_-", ("AKIA", "AIza", "eyJ"))
+HINTS: Final = Hints(b"0123456789@:_-", ("AKIA", "AIza", "eyJ"))
 
 
 def may_hold_pii(text: str, start: int = 0) -> bool:
@@ -131,8 +132,8 @@ def may_hold_pii(text: str, start: int = 0) -> bool:
 # lookbehinds follow a number's first character (``.`` is that character),
 # so a pattern led by it is only tried where such a character is (``re``
 # skips to those); led by lookbehinds, it was tried at every position.
-_NOT_IN_WORD = r"(?<![\w@.+-].)(?<!\d[ .-].)"
-_SECRET = (
+_NOT_IN_WORD: Final = r"(?<![\w@.+-].)(?<!\d[ .-].)"
+_SECRET: Final = (
     r"(?<![\w-])(?:"
     r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"  # OpenAI, Anthropic
     r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
@@ -148,7 +149,7 @@ _SECRET = (
 # underscore, checked behind; the J of a JWT's "eyJ"), at most 6 characters
 # after its start: ``re`` skips to those few characters (led by s, r, p, e,
 # g and x, the needs were tried at a quarter of the letters of any prose).
-_SECRET_NEEDS = (
+_SECRET_NEEDS: Final = (
     r"-(?<=sk-)|-(?<=glpat-)|-(?<=xox[abposr]-)"
     r"|_(?<=[srp]k_)|_(?<=gh[pousr]_)|_(?<=github_)"
     r"|AKIA|AIza|J(?<=eyJ)"
@@ -156,13 +157,13 @@ _SECRET_NEEDS = (
 # The same in marks: its needs with capitals as A and dashes and underscores
 # as NUL (AKIA is AAAA): one memchr-speed lookup each, where searching the
 # needs took some ten thousand instructions in a paragraph.
-_SECRET_MARKED = (
+_SECRET_MARKED: Final = (
     "sk\0", "glpat\0", "xox", "rk\0", "pk\0", "github\0", "AAAA", "AAza", "eyA",
     "ghp\0", "gho\0", "ghu\0", "ghs\0", "ghr\0",
 )  # fmt: skip
-_IP_END = r"(?![\w:]|\.\d)"
+_IP_END: Final = r"(?![\w:]|\.\d)"
 
-DETECTORS: dict[PiiKind, tuple[Detector, ...]] = {
+DETECTORS: Final[dict[PiiKind, tuple[Detector, ...]]] = {
     "secret": (Detector("SECRET", _SECRET, _SECRET_NEEDS, reach=6, marked=_SECRET_MARKED),),
     "email": (
         Detector(

@@ -9,9 +9,9 @@ between the text's first and last digit for needs that start and end with
 one), after the last space before it for rules whose matches hold none;
 a rule is passed over altogether in a text with too few digits
 (``min_digits``) or none of the shapes its matches hold (``marked``), both
-read from one translation of the text (``Hints``). Searching at every
-position finds the same; a test checks it. On a
-stream it scans only what is not yet released, with ``regex``'s partial
+read from one translation of the text (``gateway.guardrails.marks``).
+Searching at every position finds the same; a test checks it. On a stream it
+scans only what is not yet released, with ``regex``'s partial
 matching: text is held back from the first place where a finding could still
 be completing (a partial match, or a match touching the end of what arrived)
 and released as soon as it cannot, or once more than ``hold_chars`` wait. The
@@ -23,13 +23,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from operator import methodcaller
+from dataclasses import dataclass
+from typing import Final
 
 import regex
 
+from gateway.guardrails.marks import (
+    NO_DIGITS,
+    NO_HINTS,
+    Digits,
+    Hints,
+    holds_any,
+    locate_digits,
+    utf8,
+)
+
 # Lookbehinds of the rules see this much already released text.
-CONTEXT_CHARS = 8
+CONTEXT_CHARS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,7 @@ class Rule:
     # passed over without searching (a year holds no phone number, let alone a
     # card's thirteen digits).
     min_digits: int = 0
-    # Every match's marks (see ``Hints``; read as Latin-1) hold one of these: a
+    # Every match's marks (``gateway.guardrails.marks``) hold one of these: a
     # text whose marks hold none is passed over without searching.
     marked: tuple[str, ...] = ()
     needs_string: str | None = None
@@ -96,101 +106,12 @@ class Rule:
 Span = tuple[int, int, str]
 
 
-# What a hint character of a text's UTF-8 form becomes in its marks (see
-# ``Hints``): ASCII digits become ``DIGIT_MARK``, any other hint ``HINT_MARK``,
-# and ASCII capitals (never hints) ``UPPER_MARK``.
-# Integers: ``int in bytes`` is a memchr, while ``bytes in bytes`` first fails
-# (and formats an error) reading its operand as an integer.
-DIGIT_MARK = ord("0")
-HINT_MARK = 0
-UPPER_MARK = ord("A")
-_ASCII_DIGITS = range(0x30, 0x3A)
-_ASCII_CAPITALS = range(0x41, 0x5B)
-
-
-@dataclass(frozen=True, slots=True)
-class Hints:
-    """What every finding of a scanner's rules holds: one of the ASCII
-    characters ``chars``, or one of ``literals``. Most answers and much prose
-    hold none, which one C loop tells: translating the text's UTF-8 form by
-    ``marks`` (no other character's UTF-8 form holds an ASCII byte) turns
-    each digit into ``DIGIT_MARK`` and each other hint character into
-    ``HINT_MARK``, and two memchr-speed lookups read the result. The same
-    marks say where the text's digits are, and which shapes it holds (a
-    rule's ``marked``: ``AA00`` is two capitals and two digits, each capital
-    marked ``UPPER_MARK``). The table deletes nothing, so ``bytes.translate``
-    builds no table of its own for each call."""
-
-    chars: bytes
-    literals: tuple[str, ...] = ()
-    marks: bytes = field(init=False, repr=False, compare=False)
-    # Digits are marked alike: when one is a hint, every digit counts as one
-    # (a text with some other digit is scanned, never skipped wrongly).
-    digit_hints: bool = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        table = bytearray(range(256))
-        for byte in _ASCII_DIGITS:
-            table[byte] = DIGIT_MARK
-        for byte in _ASCII_CAPITALS:
-            table[byte] = UPPER_MARK
-        if any(byte in _ASCII_CAPITALS for byte in self.chars):
-            raise ValueError("capitals are marked as such, never as hints")
-        for byte in self.chars:
-            if byte not in _ASCII_DIGITS:
-                table[byte] = HINT_MARK
-        object.__setattr__(self, "marks", bytes(table))
-        object.__setattr__(self, "digit_hints", any(b in _ASCII_DIGITS for b in self.chars))
-
-    def absent(self, text: str, marks: bytes) -> bool:
-        """True when ``text`` holds no hint (a NUL counts as one); ``marks``:
-        its UTF-8 form translated by ``self.marks``."""
-        if HINT_MARK in marks or (self.digit_hints and DIGIT_MARK in marks):
-            return False
-        for literal in self.literals:  # noqa: SIM110 (all() would add a generator frame)
-            if literal in text:
-                return False
-        return True
-
-
-# A text in UTF-8, a lone surrogate (which JSON can carry) passed through, not
-# raising. A C callable: the scan's hot path pays no Python frame for it.
-utf8: Callable[[str], bytes] = methodcaller("encode", "utf-8", "surrogatepass")
-_NO_HINTS = Hints(b"")
-
-
 def _global_flags(pattern: str) -> bool:
     """Whether a pattern starts with global inline flags such as ``(?i)``."""
     return bool(_GLOBAL_FLAGS.match(pattern))
 
 
-_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
-_DIGIT = re.compile(r"\d", re.ASCII)
-# Where the ASCII digits of a text are: the first, one past the last, and how
-# many there are at most.
-Digits = tuple[int, int, int]
-_NO_DIGITS: Digits = (0, 0, 0)
-
-
-def _digits(text: str, start: int, size: int, marks: bytes) -> Digits:
-    """The ASCII digits of ``text[start:]``, whose UTF-8 form (``size`` bytes)
-    translated by ``Hints.marks`` is ``marks`` (``_NO_DIGITS`` without any).
-    An ASCII text's are found by two memchr-speed finds and a count: a regular
-    expression's ``\\d`` costs some fifty instructions a character."""
-    if size == len(text) - start:  # ASCII: a byte a character
-        first = marks.find(DIGIT_MARK)
-        if first < 0:
-            return _NO_DIGITS
-        return first + start, marks.rfind(DIGIT_MARK) + 1 + start, marks.count(DIGIT_MARK, first)
-    found = _DIGIT.search(text, start)
-    return _NO_DIGITS if found is None else (found.start(), len(text), len(text) - found.start())
-
-
-def _holds_any(shapes: str, marked: tuple[str, ...]) -> bool:
-    for shape in marked:  # noqa: SIM110 (any() would add a generator frame)
-        if shape in shapes:
-            return True
-    return False
+_GLOBAL_FLAGS: Final = re.compile(r"\(\?[aiLmsux]+\)")
 
 
 class Search:
@@ -268,7 +189,7 @@ class Scanner:
         self._reads_marks = (
             hints is not None or self._counts_digits or any(rule.marked for rule in self.rules)
         )
-        self._marks = (hints or _NO_HINTS).marks
+        self._marks = (hints or NO_HINTS).marks
         # What runs on a text with n digits: ``self._plans[min(n, last)]``, the
         # rules that may match it in their order (which breaks ties).
         rules = self.rules
@@ -291,27 +212,26 @@ class Scanner:
         any rule (the longest of those starting together) wins, and the scan
         goes on after it. Being one scan from a position, it gives the same
         findings whether the text comes whole or in pieces."""
-        hints, digits, marks = self._hints, _NO_DIGITS, b""
+        hints, digits, shapes = self._hints, NO_DIGITS, ""
         if self._reads_marks:
             data = utf8(text[start:] if start else text)
             marks = data.translate(self._marks)
             if hints is not None and hints.absent(text, marks):
                 return []
+            # As a str: compiled, ``str`` has native find, rfind, count and
+            # ``in``, where ``bytes`` methods are Python calls.
+            shapes = marks.decode("latin-1")
             if self._counts_digits:
-                digits = _digits(text, start, len(data), marks)
+                digits = locate_digits(text, start, len(data), shapes)
         plans = self._plans
         plan = plans[digits[2]] if digits[2] < len(plans) else plans[-1]
         # The next valid match of each rule that has one, as (start, -end,
         # order, search, label): the least is the earliest, then the longest,
         # then the first rule's.
         upcoming: list[tuple[int, int, int, Search, str]] = []
-        shapes = None  # the marks as a str: ``bytes in bytes`` is slow (see DIGIT_MARK)
         for order, search, label in plan:
-            if search.marked:
-                if shapes is None:
-                    shapes = marks.decode("latin-1")
-                if not _holds_any(shapes, search.marked):
-                    continue
+            if search.marked and not holds_any(shapes, search.marked):
+                continue
             found = search.next(text, start, digits)
             if found is not None:
                 upcoming.append((found[0], -found[1], order, search, label))

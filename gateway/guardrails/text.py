@@ -12,20 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Literal
+from typing import Final, Literal
 
 from adapters.errors import ContentPolicyError
 from gateway.config.guardrails import PiiGuardrailConfig, RegexGuardrailConfig
+from gateway.guardrails.marks import Hints
 from gateway.guardrails.pii import DETECTORS, HINTS
-from gateway.guardrails.scan import CONTEXT_CHARS, Hints, Rule, Scanner, Span, Vault
+from gateway.guardrails.scan import CONTEXT_CHARS, Rule, Scanner, Span, Vault
 from gateway.guardrails.texts import Where, param_name
 from gateway.observability.logs import Finding
 
 Stage = Literal["input", "output"]
-PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
+PLACEHOLDER: Final = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
 # What may still become a placeholder at the end of a piece of text.
-_OPEN_PLACEHOLDER = re.compile(r"\[[A-Z_0-9]{0,40}\Z")
-_LABEL = itemgetter(2)  # a span's label, read in C
+_OPEN_PLACEHOLDER: Final = re.compile(r"\[[A-Z_0-9]{0,40}\Z")
+_LABEL: Final = itemgetter(2)  # a span's label, read in C
 
 
 class Findings:

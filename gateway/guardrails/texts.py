@@ -11,15 +11,15 @@ refusal, tool-call arguments) or text.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 # Where a text is in a request: ("messages", 0, "content"). Built as a tuple
 # for every text and written out (``param_name``) only for an error.
 Where = tuple[str | int, ...]
 # (text, where it is) -> the text to keep there
 Rewrite = Callable[[str, Where], str]
-REQUEST_FIELDS = ("messages", "prompt", "input", "instructions")
-MESSAGE_FIELDS = ("content", "reasoning_content", "refusal")
+REQUEST_FIELDS: Final = ("messages", "prompt", "input", "instructions")
+MESSAGE_FIELDS: Final = ("content", "reasoning_content", "refusal")
 
 
 def param_name(where: Where) -> str:
