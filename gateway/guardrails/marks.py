@@ -4,10 +4,11 @@ lookups tell the scanner what the text cannot hold.
 ``Hints.marks`` turns each ASCII digit into ``DIGIT_MARK``, each ASCII
 capital into ``UPPER_MARK`` and each hint character of the scanner's rules
 (an ``@``, a dash...) into ``HINT_MARK``; every other byte stays itself. From
-the marks the scanner reads whether the text holds any hint (``Hints.absent``),
-where its digits are and how many (``locate_digits``), and whether it holds one of
-a rule's shapes (``holds_any``: ``AA00``, two capitals and two digits, for
-an IBAN). A text that fails these is passed over without running a pattern.
+the marks the scanner reads whether the text holds any hint
+(``Hints.absent``), where its digits are and how many (``locate_digits``),
+and whether it holds one of a rule's shapes (``holds_any``: ``AA00``, two
+capitals and two digits, for an IBAN). A text that fails these is passed
+over without running a pattern.
 """
 
 from __future__ import annotations

@@ -111,9 +111,9 @@ class Detector:
     spaceless: bool = False  # no match holds a space (so none starts before one)
     between_digits: bool = False
     min_digits: int = 0
-    # Every match's hint marks (``Hints``: ``0`` a digit, ``A`` a capital, NUL
-    # another hint; read as Latin-1) hold one of these; a text whose marks hold
-    # none is passed over.
+    # Every match's marks (``gateway.guardrails.marks``: ``0`` a digit, ``A`` a
+    # capital, NUL another hint) hold one of these; a text whose marks hold none
+    # is passed over.
     marked: tuple[str, ...] = ()
 
 
@@ -155,8 +155,9 @@ _SECRET_NEEDS: Final = (
     r"|AKIA|AIza|J(?<=eyJ)"
 )
 # The same in marks: its needs with capitals as A and dashes and underscores
-# as NUL (AKIA is AAAA): one memchr-speed lookup each, where searching the
-# needs took some ten thousand instructions in a paragraph.
+# as NUL (AKIA is AAAA): one ``in`` each, a few instructions a character of
+# the marks, where searching the needs took some ten thousand instructions in
+# a paragraph.
 _SECRET_MARKED: Final = (
     "sk\0", "glpat\0", "xox", "rk\0", "pk\0", "github\0", "AAAA", "AAza", "eyA",
     "ghp\0", "gho\0", "ghu\0", "ghs\0", "ghr\0",
