@@ -74,6 +74,17 @@ class Tab:
     def text(self, selector: str) -> str:
         return str(self.page.locator(selector).first.text_content() or "")
 
+    def throttle_downloads(self, bytes_per_second: int) -> None:
+        """Deliver what the page downloads at this rate (Chromium's network
+        emulation), so a stream arrives over seconds however fast its source."""
+        session = self.page.context.new_cdp_session(self.page)
+        session.send("Network.enable")
+        conditions = {"offline": False, "latency": 0, "uploadThroughput": -1}
+        session.send(
+            "Network.emulateNetworkConditions",
+            {**conditions, "downloadThroughput": bytes_per_second},
+        )
+
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
     """Poll ``check`` until it returns something truthy; that value."""

@@ -48,16 +48,19 @@ def test_the_playground_streams_a_real_engine_answer(
     open_playground(tab, engines_gateway, "tiny-qwen2")
     listed = tab.page.eval_on_selector_all("#model option", "options => options.map(o => o.value)")
     assert listed == MODELS
-    # A long answer: under load the browser may draw a short stream in one or
-    # two frames, and the check is that partial answers show.
+    # A tiny engine makes 400 tokens in about two seconds, and a browser short
+    # of CPU meanwhile reads them all at once, later, and draws the answer in
+    # one frame. Paced at 16 kB/s, the stream (about 75 kB) arrives over
+    # seconds after the engine is done, and the page draws as it arrives.
     set_request(tab, 400, {"ignore_eos": True})
+    tab.throttle_downloads(16_000)
     tab.page.evaluate(RECORD_LENGTHS)
     tab.page.fill("#prompt", HELLO)
     tab.page.press("#prompt", "Enter")
     tab.page.wait_for_selector(ANSWERED, timeout=120_000)
     final = tab.text("article.assistant .answer")
     partial = {n for n in tab.page.evaluate("window.answerLengths") if 0 < n < len(final)}
-    assert len(partial) >= 2, partial
+    assert len(partial) >= 2, (len(final), tab.page.evaluate("window.answerLengths"))
     meta = "article.assistant [data-stat='{}']"
     assert tab.text(meta.format("target")) == "engine/tiny-qwen2"
     assert tab.text(meta.format("tokens")).endswith(" prompt, 400 completion")
