@@ -133,7 +133,7 @@ def create_app(
             access.reload_steps += [routing.prepare, guardrails.prepare, cache.prepare]
             await access.start()
             if knowledge is not None:
-                knowledge.start()
+                await knowledge.start()
             try:
                 yield
             finally:

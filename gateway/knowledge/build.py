@@ -1,11 +1,13 @@
 """The knowledge base of one running gateway, built in the app lifespan from
 the ``knowledge:`` section and closed with it.
 
-``start`` opens Milvus and resumes the ingestion of files a stop
-interrupted, in the background (importing pymilvus and opening Milvus Lite
-take a while: /health answers meanwhile, and a request that needs Milvus
-waits for it); ``aclose`` stops ingestion (those files resume at the next
-start) and closes the catalog and the Milvus client.
+``start`` resumes the ingestion of files a stop interrupted and opens
+Milvus in the background (importing pymilvus and opening Milvus Lite take a
+while: /health answers meanwhile, and a request that needs Milvus waits for
+it). The interrupted files are read before the app serves: a file a request
+adds is ``in_progress`` too, and read later it would be ingested twice at
+once. ``aclose`` stops ingestion (those files resume at the next start) and
+closes the catalog and the Milvus client.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ class KnowledgeBase:
     log: Any
     _opening: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        resumed = await self.ingestion.resume()
+        if resumed:
+            self.log.info("knowledge: resuming interrupted ingestion", files=resumed)
         self._opening = asyncio.get_running_loop().create_task(self._open())
 
     async def _open(self) -> None:
@@ -51,9 +56,6 @@ class KnowledgeBase:
             await self.index.start()
         except Exception:  # each request that needs Milvus retries, and says why it cannot
             self.log.exception("knowledge: Milvus could not be opened", uri=self.config.milvus_uri)
-        resumed = await self.ingestion.resume()
-        if resumed:
-            self.log.info("knowledge: resuming interrupted ingestion", files=resumed)
 
     async def aclose(self) -> None:
         if self._opening is not None:

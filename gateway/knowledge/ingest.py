@@ -69,7 +69,8 @@ class Ingestion:
             await asyncio.wait([task])
 
     async def resume(self) -> int:
-        """Ingest again the files a stop left ``in_progress``."""
+        """Ingest again the files a stop left ``in_progress`` (before the app
+        serves: after, a file just added would be among them)."""
         rows = await self.catalog.call(self.catalog.unfinished)
         for row in rows:
             static = row["chunking"]["static"]

@@ -400,14 +400,25 @@ def test_another_caller_finds_nothing(gateway: Gateway) -> None:
     assert names(alice.vector_stores.search(store.id, query="launch code")) == ["secret.txt"]
 
 
+def embedded(embedder: FakeUpstream, text: str) -> int:
+    """How many embedding requests the upstream received for this text."""
+    bodies = [r["body"] for r in embedder.requests() if r["path"] == "/v1/embeddings"]
+    return sum(text in body["input"] for body in bodies)
+
+
 def test_a_restart_keeps_files_stores_and_vectors(tmp_path: Path, embedder: FakeUpstream) -> None:
     config = knowledge_config(embedder, tmp_path / "data")
+    text = "Sourdough starter needs daily feeding."
+    embedder.reset()
     first = Gateway(tmp_path, config, env=KEYS)
     try:
+        # Added while the new gateway still opens Milvus (and looks for
+        # ingestion a stop interrupted): ingested once, not resumed as well.
         sdk = client(first)
-        kept = upload(sdk, "kept.md", "Sourdough starter needs daily feeding.")
+        kept = upload(sdk, "kept.md", text)
         store = sdk.vector_stores.create(name="kept", file_ids=[kept.id])
         settled(sdk, store.id)
+        assert embedded(embedder, text) == 1
     finally:
         first.stop()
     second = Gateway(tmp_path, config, env=KEYS)
@@ -419,6 +430,35 @@ def test_a_restart_keeps_files_stores_and_vectors(tmp_path: Path, embedder: Fake
         assert again.name == "kept" and again.file_counts.completed == 1
         found = sdk.vector_stores.search(store.id, query="sourdough feeding")
         assert names(found) == ["kept.md"]
+        assert embedded(embedder, text) == 1  # nothing was left to resume
+    finally:
+        second.stop()
+
+
+def test_ingestion_a_stop_interrupted_resumes_at_the_next_start(
+    tmp_path: Path, embedder: FakeUpstream
+) -> None:
+    config = knowledge_config(embedder, tmp_path / "data")
+    text = "Rye bread keeps for a week."
+    embedder.reset()
+    embedder.faults({"delay": 10})  # the first embedding outlasts the gateway
+    first = Gateway(tmp_path, config, env=KEYS)
+    try:
+        sdk = client(first)
+        rye = upload(sdk, "rye.md", text)
+        store = sdk.vector_stores.create(name="bakery", file_ids=[rye.id])
+        wait_for_embedding = time.monotonic() + 10
+        while not embedded(embedder, text):
+            assert time.monotonic() < wait_for_embedding, "no embedding request"
+            time.sleep(0.05)
+    finally:
+        first.stop()
+    second = Gateway(tmp_path, config, env=KEYS)
+    try:
+        sdk = client(second)
+        assert settled(sdk, store.id).file_counts.completed == 1
+        assert embedded(embedder, text) == 2  # the interrupted one, and the resumed one
+        assert names(sdk.vector_stores.search(store.id, query="rye bread")) == ["rye.md"]
     finally:
         second.stop()
 
