@@ -14,12 +14,17 @@ filtered search over one HNSW index does it here. Rows are keyed
 ``<store>/<file>/<n>``; deleting a file or a store deletes by filter.
 
 pymilvus is synchronous: every call runs on this index's own threads
-(``asyncio`` awaits them), so the event loop never waits on Milvus.
+(``asyncio`` awaits them), so the event loop never waits on Milvus. Milvus
+Lite takes one write at a time: its collections number writes and flush
+without a lock, and two files' writes at once fail a flush now and then
+("current_seq is monotonic"); its writes are serialized here. A server takes
+them concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +68,9 @@ class VectorIndex:
         self._client: Any = None
         self._ready: set[str] = set()  # collections known to exist
         self._lock = threading.Lock()
+        self._writing: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if config.is_lite else contextlib.nullcontext()
+        )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="knowledge-milvus")
 
     async def _call(self, work: Callable[..., T], *args: Any) -> T:
@@ -129,7 +137,9 @@ class VectorIndex:
         """Upserted by id: a file ingested again (after a stop) never doubles."""
 
         def work() -> None:
-            self._connect().upsert(self._ensure(dimension), rows)
+            name = self._ensure(dimension)
+            with self._writing:
+                self._connect().upsert(name, rows)
 
         await self._call(work)
 
@@ -142,7 +152,9 @@ class VectorIndex:
             return
 
         def work() -> None:
-            self._connect().flush(self._ensure(dimension))
+            name = self._ensure(dimension)
+            with self._writing:
+                self._connect().flush(name)
 
         await self._call(work)
 
@@ -157,7 +169,8 @@ class VectorIndex:
             prefix = self.config.collection + "_"
             for name in client.list_collections():
                 if name.startswith(prefix) and name[len(prefix) :].isdigit():
-                    client.delete(name, filter=expression)
+                    with self._writing:
+                        client.delete(name, filter=expression)
 
         await self._call(work)
 
