@@ -17,6 +17,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.gateway.api.conftest import wait_for
 from tests.helpers import FakeUpstream, Gateway
 
 ALICE = "sk-alice-" + secrets.token_hex(8)
@@ -447,10 +448,7 @@ def test_ingestion_a_stop_interrupted_resumes_at_the_next_start(
         sdk = client(first)
         rye = upload(sdk, "rye.md", text)
         store = sdk.vector_stores.create(name="bakery", file_ids=[rye.id])
-        wait_for_embedding = time.monotonic() + 10
-        while not embedded(embedder, text):
-            assert time.monotonic() < wait_for_embedding, "no embedding request"
-            time.sleep(0.05)
+        wait_for(lambda: embedded(embedder, text), 10, "the first embedding request", every=0.05)
     finally:
         first.stop()
     second = Gateway(tmp_path, config, env=KEYS)

@@ -12,6 +12,7 @@ from gateway.knowledge.vectors import VectorIndex
 
 DIMENSION = 8
 STORES = 3
+WRITERS = 4  # the index's threads: as many writes at once as it takes
 
 
 def rows(store_id: str, file_id: str, vectors: list[list[float]]) -> list[dict[str, object]]:
@@ -37,13 +38,12 @@ async def test_files_written_at_once_are_all_kept(tmp_path: Path) -> None:
         milvus_uri=str(tmp_path / "milvus.db"),
         files_dir=str(tmp_path / "files"),
     )
-    index = VectorIndex(config)
+    index = VectorIndex(config, threads=WRITERS)
     await index.start()
     try:
         files = [(f"vs_{n % STORES}", f"file-{n}") for n in range(120)]
-        # As many writers as the index has threads: each file's writes in order,
-        # the files' writes interleaved.
-        writers = [files[start::4] for start in range(4)]
+        # Each file's writes in order, the files' writes interleaved.
+        writers = [files[start::WRITERS] for start in range(WRITERS)]
 
         async def write(assigned: list[tuple[str, str]]) -> None:
             for store_id, file_id in assigned:
