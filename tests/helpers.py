@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.request
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,6 +74,18 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 10) -> A
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return orjson.loads(response.read())
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy; that value. Fails
+    the test, naming ``what``, when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(every)
 
 
 class ServerProcess:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import secrets
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from openai import OpenAI
 
 from tests.gateway.conftest import auth_config
-from tests.helpers import FakeUpstream, Gateway, RedisServer
+from tests.helpers import FakeUpstream, Gateway, RedisServer, wait_for
 
 SHARED_KEY = "sk-shared-" + secrets.token_hex(8)
 SOLO_KEY = "sk-solo-" + secrets.token_hex(8)
@@ -91,16 +90,7 @@ def test_two_replicas_share_one_concurrency_limit(replicas: tuple[Gateway, Gatew
         assert "concurrent requests" in caught.value.message
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text.endswith("six")
-    assert wait_for(lambda: ask(second, SOLO_KEY) == 200)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
+    wait_for(lambda: ask(second, SOLO_KEY) == 200, 5, "the second gateway admitting", every=0.1)
 
 
 def test_redis_killed_mid_test_fail_open_and_fail_closed(
@@ -128,10 +118,10 @@ def test_redis_killed_mid_test_fail_open_and_fail_closed(
         assert "refusing requests until it is back (fail_closed)" in closed_gw.log()
 
         redis = RedisServer(tmp_path, port=redis.port)  # back, empty
-        assert wait_for(lambda: ask(closed_gw) == 200)
+        wait_for(lambda: ask(closed_gw) == 200, 5, "the fail-closed gateway admitting", every=0.1)
         assert "redis reachable again" in closed_gw.log()
         # Shared again: the two replicas count into the same (new) window.
-        assert wait_for(lambda: ask(open_gw) == 200)
+        wait_for(lambda: ask(open_gw) == 200, 5, "the fail-open gateway admitting", every=0.1)
         assert ask(closed_gw) == 200
         assert ask(open_gw) == 429
         assert "redis reachable again" in open_gw.log()

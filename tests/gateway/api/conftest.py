@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,17 +83,6 @@ class Tab:
             "Network.emulateNetworkConditions",
             {**conditions, "downloadThroughput": bytes_per_second},
         )
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    """Poll ``check`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

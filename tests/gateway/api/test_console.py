@@ -17,10 +17,9 @@ from tests.gateway.api.conftest import (
     GATEWAY_ENV_SECRET,
     MEMBER,
     Tab,
-    wait_for,
 )
 from tests.gateway.conftest import sha256_hex
-from tests.helpers import FakeUpstream, Gateway
+from tests.helpers import FakeUpstream, Gateway, wait_for
 
 HI = [{"role": "user", "content": "hi"}]
 

@@ -16,7 +16,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from tests.engine_gateway import TINY_DIR, EngineGateway, ready_payload
-from tests.gateway.api.conftest import RECORD_LENGTHS, Tab, wait_for
+from tests.gateway.api.conftest import RECORD_LENGTHS, Tab
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.gateway.api.conftest import wait_for
-from tests.helpers import FakeUpstream, Gateway
+from tests.helpers import FakeUpstream, Gateway, wait_for
 
 ALICE = "sk-alice-" + secrets.token_hex(8)
 BOB = "sk-bob-" + secrets.token_hex(8)

@@ -12,8 +12,8 @@ import httpx
 import orjson
 
 from tests.fakes.openai_server import REASONING
-from tests.gateway.api.conftest import MEMBER, RECORD_LENGTHS, Tab, wait_for
-from tests.helpers import FakeUpstream, Gateway
+from tests.gateway.api.conftest import MEMBER, RECORD_LENGTHS, Tab
+from tests.helpers import FakeUpstream, Gateway, wait_for
 
 
 def open_playground(tab: Tab, gateway: Gateway, path: str = "/") -> None:

@@ -29,7 +29,7 @@ from tests.engine_gateway import (
     tiny_engine,
 )
 from tests.gateway.observability.scrape import scrape
-from tests.helpers import http_json
+from tests.helpers import http_json, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -90,16 +90,6 @@ class Conversation:
 
 def engines(fleet: EngineGateway) -> dict[str, Any]:
     return dict(ready_payload(fleet.gateway)["engines"])
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def test_each_replica_is_an_engine_of_its_own_in_ready_and_metrics(fleet: EngineGateway) -> None:

@@ -8,24 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from gateway.engines.reaper import PID_MARKER, group_members
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_for
 
 # An "engine" that, like vLLM's server, starts a helper process that would
 # outlive it: the helper writes its pid, then both sleep.
 ENGINE = "sleep 300 & echo $! > {pidfile}; exec sleep 300"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def alive(pid: int) -> bool:
@@ -61,8 +51,10 @@ def start_reaper(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
-    assert wait_for(lambda: PID_MARKER in log.read_text())
+    wait_for(
+        lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "the pid file", every=0.05
+    )
+    wait_for(lambda: PID_MARKER in log.read_text(), 10, "the pid in the log", every=0.05)
     engine_pid = int(log.read_text().split(PID_MARKER)[1].split()[0])
     return reaper, engine_pid, int(pidfile.read_text())
 
@@ -114,7 +106,12 @@ def test_the_engine_tree_dies_when_the_gateway_is_killed(tmp_path: Path) -> None
     assert alive(reaper) and alive(engine) and alive(helper)
     gateway.kill()
     gateway.wait()
-    assert wait_for(lambda: not any(alive(pid) for pid in (reaper, engine, helper)), timeout=15)
+    wait_for(
+        lambda: not any(alive(pid) for pid in (reaper, engine, helper)),
+        15,
+        "all three gone",
+        every=0.05,
+    )
 
 
 def test_a_reaper_whose_gateway_is_already_gone_exits_at_once(tmp_path: Path) -> None:
